@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import astronaut, load_pack_as_comfyui
+from helpers import astronaut, load_pack_as_comfyui
 from node_contract import TYPE_FACTORIES, call_node, check_outputs, contract_problems, default_inputs
 
 PACK = load_pack_as_comfyui()

@@ -39,7 +39,7 @@ def box_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
     height, width = x4.shape[-2:]
     r = min(radius, max(height, width))
     # Reflect padding needs pad < size; fall back to replicate on tiny inputs.
-    mode = "reflect" if r < height and r < width else "replicate"
+    mode = "reflect" if r + 1 < height and r + 1 < width else "replicate"
     padded = F.pad(x4, (r + 1, r, r + 1, r), mode=mode)
     csum = padded.to(torch.float64).cumsum(-1).cumsum(-2)
     k = 2 * r + 1

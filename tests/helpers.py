@@ -81,3 +81,17 @@ def astronaut() -> torch.Tensor:
     from skimage import data
 
     return torch.from_numpy(data.astronaut().astype(np.float32) / 255.0)[None]
+
+
+@lru_cache(maxsize=16)
+def _parsed_portrait(name: str, max_side: int | None):
+    from portrait_polish.core.parse import parse_faces
+
+    image = portrait(name, max_side)
+    return image, parse_faces(image)
+
+
+def parsed_portrait(name: str, max_side: int | None = 1024):
+    """A real portrait and its FaceParse result ``(IMAGE [1,H,W,3], FaceRegions)``, parsed
+    once per test process (cached). Treat both as read-only: copy before editing."""
+    return _parsed_portrait(name, max_side)

@@ -1,0 +1,280 @@
+"""Face detection (OpenCV YuNet) and dense landmarks (MediaPipe Tasks FaceLandmarker).
+
+Both models take 8-bit RGB/BGR input: the uint8 copies made here are *model input*, never
+written back into an image. Everything returned is float (image pixel coordinates).
+
+- :func:`detect_faces` runs YuNet on downscaled copies of a frame at a couple of sizes
+  (YuNet misses faces that fill a large frame, and misses small faces in a small copy),
+  merges the detections with NMS and tries 90°-rotated copies when nothing is found.
+- :func:`face_landmarks` runs FaceLandmarker on a square crop around one detected face
+  and maps the 478 points (irises included) back to image coordinates.
+
+Models load lazily, once per process (``core.models.cached_model``). MediaPipe task
+objects are not thread-safe, so every call into one holds its lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models import ModelFileError, cached_model, model_path
+
+log = logging.getLogger("portrait_polish")
+
+# YuNet works on a fixed-size copy; these long-side sizes cover faces from ~20 px in a
+# group photo up to faces that fill the frame (which YuNet only finds at <= 640 px).
+DETECTION_SIZES: tuple[int, ...] = (640, 1280)
+# Crop around a face given to FaceLandmarker: side = factor × max(box w, h).
+LANDMARK_CROP_FACTOR = 1.9
+LANDMARK_INPUT_SIZE = 384
+
+
+@dataclass
+class Detection:
+    """One YuNet face: ``box`` (x, y, w, h), ``score``, ``keypoints5`` [5, 2] in image px
+    (subject's right eye, left eye, nose tip, right mouth corner, left mouth corner)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints5: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------
+# YuNet
+
+
+class _YuNet:
+    def __init__(self, path: str) -> None:
+        import cv2
+
+        try:
+            self.detector = cv2.FaceDetectorYN.create(path, "", (320, 320), 0.5, 0.3, 5000)
+        except cv2.error as exc:  # corrupt or foreign file
+            raise ModelFileError(f"could not load the YuNet face detector from {path}: {exc}") from exc
+        self.lock = threading.Lock()
+
+    def detect(self, bgr: np.ndarray, score_threshold: float) -> np.ndarray:
+        with self.lock:
+            self.detector.setScoreThreshold(float(score_threshold))
+            self.detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+            _, faces = self.detector.detect(bgr)
+        return np.zeros((0, 15), np.float32) if faces is None else np.asarray(faces, np.float32)
+
+
+def _yunet() -> _YuNet:
+    path = model_path("yunet")
+    return cached_model(("yunet", str(path)), lambda: _YuNet(str(path)))
+
+
+def _nms(dets: list[Detection], iou_threshold: float = 0.4) -> list[Detection]:
+    dets = sorted(dets, key=lambda d: d.score, reverse=True)
+    kept: list[Detection] = []
+    for det in dets:
+        if all(box_iou(det.box, other.box) < iou_threshold and not _contained(det.box, other.box) for other in kept):
+            kept.append(det)
+    return kept
+
+
+def _contained(a: tuple[float, ...], b: tuple[float, ...], fraction: float = 0.8) -> bool:
+    """True when most of the smaller box lies inside the other (a face found twice at two scales)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    smaller = min(aw * ah, bw * bh)
+    return smaller > 0 and iw * ih / smaller > fraction
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _resize_long_side(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    factor = size / max(height, width)
+    if abs(factor - 1.0) < 1e-3:
+        return rgb, 1.0
+    new_size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, new_size, interpolation=interpolation), factor
+
+
+def _detect_upright(rgb: np.ndarray, confidence: float) -> list[Detection]:
+    yunet = _yunet()
+    long_side = max(rgb.shape[:2])
+    # Sizes to try: the fixed ladder, capped at the frame size; small frames are upsampled
+    # to 320 px so tiny inputs still give YuNet enough pixels.
+    sizes = sorted({min(s, long_side) for s in DETECTION_SIZES} | ({320} if long_side < 320 else set()))
+    found: list[Detection] = []
+    for size in sizes:
+        scaled, factor = _resize_long_side(rgb, size)
+        bgr = np.ascontiguousarray(scaled[:, :, ::-1])
+        for row in yunet.detect(bgr, confidence):
+            x, y, w, h = (float(v) / factor for v in row[:4])
+            kps = row[4:14].reshape(5, 2).astype(np.float64) / factor
+            found.append(Detection(box=(x, y, w, h), score=float(row[14]), keypoints5=kps))
+    return _nms(found)
+
+
+def _rotate_points(points: np.ndarray, k: int, height: int, width: int) -> np.ndarray:
+    """Map points from ``np.rot90(img, k)`` coordinates back to the original ``height×width`` frame."""
+    out = points.copy()
+    for step in range(k % 4, 0, -1):
+        # ``rot90(a)`` maps a's (x, y) to (y, W_a - 1 - x) where W_a is a's width; undo one
+        # turn at a time, from rot90(img, step) back to rot90(img, step - 1).
+        inner_width = width if (step - 1) % 2 == 0 else height
+        x, y = out[:, 0].copy(), out[:, 1].copy()
+        out[:, 0] = inner_width - 1 - y
+        out[:, 1] = x
+    return out
+
+
+def detect_faces(rgb: np.ndarray, confidence: float = 0.6, try_rotations: bool = True) -> list[Detection]:
+    """All faces in an ``H×W×3`` uint8 RGB frame, best score first.
+
+    When nothing is found upright and ``try_rotations`` is set, the frame is also tried
+    rotated by 90°, 270° and 180° (a photo saved on its side), and the detections are mapped
+    back into the frame's own coordinates (``info`` of the parse records the angle).
+    """
+    found = _detect_upright(rgb, confidence)
+    if found or not try_rotations:
+        return found
+    height, width = rgb.shape[:2]
+    for k in (1, 3, 2):
+        rotated = np.ascontiguousarray(np.rot90(rgb, k))
+        dets = _detect_upright(rotated, confidence)
+        if not dets:
+            continue
+        out = []
+        for det in dets:
+            x, y, w, h = det.box
+            corners = np.array([[x, y], [x + w, y + h]], np.float64)
+            back = _rotate_points(corners, k, height, width)
+            x0, y0 = back.min(axis=0)
+            x1, y1 = back.max(axis=0)
+            out.append(
+                Detection(
+                    box=(x0, y0, x1 - x0, y1 - y0),
+                    score=det.score,
+                    keypoints5=_rotate_points(det.keypoints5, k, height, width),
+                )
+            )
+        log.info("portrait_polish: faces found only with the photo turned by %d degrees", 90 * k)
+        return out
+    return []
+
+
+# ---------------------------------------------------------------------------------------
+# FaceLandmarker
+
+
+class _Landmarker:
+    def __init__(self, path: str) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=3,
+            min_face_detection_confidence=0.3,
+            min_face_presence_confidence=0.3,
+            min_tracking_confidence=0.3,
+        )
+        try:
+            self.task = vision.FaceLandmarker.create_from_options(options)
+        except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad bundles
+            raise ModelFileError(f"could not load the MediaPipe face landmarker from {path}: {exc}") from exc
+        self.lock = threading.Lock()
+        # Close while the interpreter is still intact: mediapipe's own __del__ needs its
+        # dispatcher thread pool, which Python shuts down before ordinary atexit handlers.
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(self.close)
+
+    def close(self) -> None:
+        with self.lock:
+            task, self.task = self.task, None
+        if task is not None:
+            try:
+                task.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+
+    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        with self.lock:
+            if self.task is None:
+                raise RuntimeError("face landmarker was closed")
+            result = self.task.detect(image)
+        return [np.array([[p.x, p.y, p.z] for p in face], np.float64) for face in result.face_landmarks]
+
+
+def _landmarker() -> _Landmarker:
+    path = model_path("face_landmarker")
+    return cached_model(("face_landmarker", str(path)), lambda: _Landmarker(str(path)))
+
+
+def square_crop(
+    rgb: np.ndarray, center: tuple[float, float], side: float, size: int
+) -> tuple[np.ndarray, float, float, float]:
+    """Resample a square window (may extend past the frame: black fill) to ``size``×``size``.
+
+    Returns ``(crop, x0, y0, scale)``: a crop pixel ``(u, v)`` is image ``(x0 + u/scale, y0 + v/scale)``.
+    """
+    import cv2
+
+    scale = size / side
+    x0 = center[0] - side / 2
+    y0 = center[1] - side / 2
+    matrix = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]], np.float64)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    crop = cv2.warpAffine(
+        rgb, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
+    return crop, x0, y0, scale
+
+
+def face_landmarks(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
+    """478×3 landmarks (x, y in image px; z in the same px units) for one detection, or None.
+
+    The crop is centred on the detection; when several faces show in it, the one whose
+    nose is closest to the detection's nose wins.
+    """
+    landmarker = _landmarker()
+    x, y, w, h = det.box
+    center = (x + w / 2, y + h / 2)
+    nose = det.keypoints5[2]
+    for factor in (LANDMARK_CROP_FACTOR, LANDMARK_CROP_FACTOR * 1.5):
+        side = max(w, h) * factor
+        crop, x0, y0, scale = square_crop(rgb, center, side, LANDMARK_INPUT_SIZE)
+        faces = landmarker.detect(crop)
+        if not faces:
+            continue
+        best = None
+        best_dist = math.inf
+        for pts in faces:
+            img_pts = np.empty_like(pts)
+            img_pts[:, 0] = x0 + pts[:, 0] * LANDMARK_INPUT_SIZE / scale
+            img_pts[:, 1] = y0 + pts[:, 1] * LANDMARK_INPUT_SIZE / scale
+            img_pts[:, 2] = pts[:, 2] * LANDMARK_INPUT_SIZE / scale
+            dist = float(np.hypot(*(img_pts[1, :2] - nose)))
+            if dist < best_dist:
+                best, best_dist = img_pts, dist
+        if best is not None and best_dist < max(w, h) * 0.5:
+            return best
+    return None

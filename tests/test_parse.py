@@ -1,0 +1,115 @@
+"""FaceParse core: detection, landmarks and region masks on real photos and synthetic input."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from helpers import astronaut, parsed_portrait, portrait
+
+from portrait_polish.core.parse import parse_faces
+from portrait_polish.core.regions import FACE_REGION_NAMES, full_frame_mask
+
+# Regions every frontal face shows (teeth and hair depend on the photo).
+ALWAYS_VISIBLE = (
+    "skin",
+    "nose",
+    "left_brow",
+    "right_brow",
+    "left_eye_white",
+    "right_eye_white",
+    "left_iris",
+    "right_iris",
+    "upper_lip",
+    "lower_lip",
+)
+
+
+def _inside_box(mask: torch.Tensor, box: tuple[float, ...], margin: float) -> float:
+    """Fraction of a full-frame mask's weight inside the face box grown by ``margin`` × its size."""
+    x, y, w, h = box
+    x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+    x1, y1 = int(x + w * (1 + margin)) + 1, int(y + h * (1 + margin)) + 1
+    total = float(mask.sum())
+    return float(mask[y0:y1, x0:x1].sum()) / total if total > 0 else 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "count"), [("group_six_t1.jpg", 6), ("jolie_pitt_couple.jpg", 2), ("biden_2.jpg", 1), ("obama_1.jpg", 1)]
+)
+def test_face_count(name: str, count: int) -> None:
+    _, regions = parsed_portrait(name)
+    assert len(regions.images) == 1
+    assert len(regions.images[0].faces) == count
+
+
+@pytest.mark.parametrize("name", ["biden_2.jpg", "jolie_1.jpg", "compreface_personA_2.jpg"])
+def test_frontal_regions_non_empty_and_inside_face(name: str) -> None:
+    image, regions = parsed_portrait(name)
+    (face,) = regions.images[0].faces
+    assert face.landmarks is not None and face.landmarks.shape == (478, 2)
+    assert face.keypoints5 is not None and face.keypoints5.shape == (5, 2)
+    # YuNet order: subject's right eye (image left) first.
+    assert face.keypoints5[0, 0] < face.keypoints5[1, 0]
+    assert set(face.masks) >= set(FACE_REGION_NAMES)
+    height, width = face.crop_size
+    for region in FACE_REGION_NAMES:
+        mask = face.masks[region]
+        assert mask.shape == (height, width) and mask.dtype == torch.float32
+        assert 0.0 <= float(mask.min()) and float(mask.max()) <= 1.0
+    for region in ALWAYS_VISIBLE:
+        full = full_frame_mask(regions.images[0], region)
+        assert float(full.sum()) > 20.0, region
+        # Forehead skin reaches a little above YuNet's box; everything else sits inside it.
+        margin = 0.25 if region == "skin" else 0.02
+        assert _inside_box(full, face.box, margin) > 0.97, region
+
+
+def test_subject_left_is_image_right() -> None:
+    _, regions = parsed_portrait("biden_2.jpg")
+    face = regions.images[0].faces[0]
+    item = regions.images[0]
+
+    def centre_x(region: str) -> float:
+        mask = full_frame_mask(item, region)
+        xs = torch.arange(mask.shape[1], dtype=torch.float32)
+        return float((mask.sum(0) * xs).sum() / mask.sum())
+
+    assert centre_x("left_eye_white") > centre_x("right_eye_white")
+    assert centre_x("left_brow") > centre_x("right_brow")
+    assert face.scale > 100
+
+
+def test_iris_inside_eye_opening() -> None:
+    _, regions = parsed_portrait("jolie_1.jpg")
+    face = regions.images[0].faces[0]
+    for side in ("left", "right"):
+        iris = face.masks[f"{side}_iris"]
+        eye = face.mask(f"{side}_eye")
+        assert float(iris.sum()) > 10
+        assert float(torch.clamp(iris - eye, min=0).sum()) / float(iris.sum()) < 0.01
+
+
+def test_no_face_passes_through_with_log(caplog: pytest.LogCaptureFixture) -> None:
+    grey = torch.full((1, 96, 128, 3), 0.5)
+    with caplog.at_level(logging.INFO, logger="portrait_polish"):
+        regions = parse_faces(grey)
+    assert len(regions.images) == 1 and regions.images[0].faces == []
+    assert "no face" in caplog.text
+
+
+def test_mixed_batch_keeps_order_and_count() -> None:
+    face = astronaut()
+    blank = torch.zeros_like(face)
+    regions = parse_faces(torch.cat([blank, face, blank, face]))
+    assert [len(item.faces) for item in regions.images] == [0, 1, 0, 1]
+
+
+def test_grey_and_rgba_inputs() -> None:
+    rgb = portrait("jolie_1.jpg", 512)
+    grey = rgb.mean(dim=-1, keepdim=True)
+    rgba = torch.cat([rgb, torch.ones_like(rgb[..., :1])], dim=-1)
+    for variant in (grey, rgba):
+        regions = parse_faces(variant)
+        assert len(regions.images[0].faces) == 1

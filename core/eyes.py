@@ -1,0 +1,486 @@
+"""Eye enhancement with a retoucher's restraint: calmer whites, clearer irises, same eyes.
+
+Per face and per eye (subject's left and right), on a small window around the eye:
+
+- **Sclera** (``sclera``): a* is pulled toward the sclera's *own* neutral (its low-a*
+  quantile, so a warm white balance stays warm) which takes out redness and veins; the dark
+  core of the red veins is filled from the surrounding white in the low band only; then a
+  gentle additive L* lift (+2.5 at the default, never more than +5) that keeps the darker
+  corners and the lid's shadow: the whites get calmer and a little brighter, never flat.
+- **Iris** (``iris``): clarity, i.e. local contrast of L* (detail = L* minus its
+  mask-normalised Gaussian). The amount is solved so the iris RMS contrast (std of L*)
+  grows by a target factor: ×1.1 at 0.25 up to ×1.4 at 1.0. The pupil never gets lighter.
+  ``iris_saturation`` optionally scales a*/b*; ``limbal_ring`` darkens the iris's outer
+  rim by up to 15 % (multiply), off at 0.
+- **Catchlight** (``catchlight``): an existing catchlight, the brightest small spot inside
+  the iris, is strengthened with a monotone screen-like lift (so its peak stays where it
+  is). Nothing is painted where there is no clear catchlight.
+- **Under-eye** (``under_eye``): dark circles are softened by lifting only the low-pass
+  luminance of a band below the lower lid (from MediaPipe's lower-lid landmarks, or from
+  the eye masks' lower edge) toward the cheek below it; pores and fine lines (the high
+  band) are carried over unchanged, as TextureSafeSmooth does.
+
+An eye whose masks are tiny relative to the face (closed, squinting shut), or whose "white"
+is not white (sunglasses, a lid), is left untouched. Every strength at 0 gives the very
+same pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import colour
+from .filters import gaussian_blur
+from .regions import Face, FaceRegions, ImageFaces, apply_per_face, dilate_mask
+from .teeth import _bbox, _smoothstep, masked_smooth
+from .tensors import blend_masked
+
+log = logging.getLogger("portrait_polish")
+
+# An open eye's visible area (white + iris) is ~0.06 IOD² ≈ 0.0095 face-scale²; below a
+# quarter of that the eye is shut (or a sliver the parser found on the lid).
+MIN_OPEN_EYE_FRACTION = 0.0025
+MIN_EYE_PIXELS = 30.0
+
+# MediaPipe FaceMesh lower-lid contours (outer to inner corner) and iris points.
+LOWER_LID = {
+    "right": (33, 7, 163, 144, 145, 153, 154, 155, 133),
+    "left": (263, 249, 390, 373, 374, 380, 381, 382, 362),
+}
+IRIS_POINTS = {"right": (468, 469, 470, 471, 472), "left": (473, 474, 475, 476, 477)}
+
+
+@dataclass(frozen=True)
+class EyeSettings:
+    """Strengths per part, each 0..1 (0 = that part untouched)."""
+
+    sclera: float = 0.5
+    iris: float = 0.5
+    iris_saturation: float = 0.0
+    limbal_ring: float = 0.0
+    catchlight: float = 0.3
+    under_eye: float = 0.0
+
+    def any(self) -> bool:
+        return any(v > 0 for v in (self.sclera, self.iris, self.iris_saturation, self.limbal_ring, self.catchlight, self.under_eye))
+
+
+def iris_contrast_target(strength: float) -> float:
+    """The iris RMS-contrast factor a given iris strength aims for (×1.0 at 0, ×1.4 at 1)."""
+    return 1.0 + 0.4 * min(max(strength, 0.0), 1.0)
+
+
+def weighted_quantile(values: torch.Tensor, weight: torch.Tensor, q: float) -> float:
+    """Quantile of ``values`` over the pixels where ``weight > 0.5`` (all weighted pixels if few)."""
+    core = weight > 0.5
+    if int(core.sum()) < 8:
+        core = weight > 0
+    picked = values[core]
+    if picked.numel() > 200_000:
+        picked = picked[torch.randperm(picked.numel(), generator=torch.Generator().manual_seed(0))[:200_000].to(picked.device)]
+    return float(torch.quantile(picked.to(torch.float32), q))
+
+
+# --------------------------------------------------------------------------------------- open?
+
+
+@dataclass
+class EyeCheck:
+    open: bool
+    reason: str
+    sclera_l: float = float("nan")
+    iris_l: float = float("nan")
+    area_fraction: float = 0.0
+
+
+def check_eye_open(lab: torch.Tensor, sclera: torch.Tensor, iris: torch.Tensor, scale: float, skin_l: float | None) -> EyeCheck:
+    """Is this eye open and uncovered? Shut eyes have tiny masks; sunglasses have no white.
+
+    ``lab`` is the eye window ``[h, w, 3]``, ``sclera``/``iris`` its masks, ``scale`` the
+    face size in px, ``skin_l`` the face's median skin L* (None when unknown).
+    """
+    area = float(sclera.sum() + iris.sum())
+    fraction = area / max(scale * scale, 1.0)
+    if area < MIN_EYE_PIXELS or fraction < MIN_OPEN_EYE_FRACTION:
+        return EyeCheck(False, f"eye area {fraction:.4f} of face² (closed or hidden)", area_fraction=fraction)
+    if float(sclera.sum()) < MIN_EYE_PIXELS / 2:
+        return EyeCheck(False, "no eye white visible", area_fraction=fraction)
+    light = lab[..., 0]
+    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+    sclera_l = weighted_quantile(light, sclera, 0.6)
+    iris_l = weighted_quantile(light, iris, 0.5) if float(iris.sum()) >= 4 else sclera_l - 20.0
+    sclera_c = weighted_quantile(chroma, sclera, 0.5)
+    check = EyeCheck(True, "open", sclera_l, iris_l, fraction)
+    if sclera_l < 30.0:
+        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} is not white (sunglasses or shadow)"
+    elif sclera_l < iris_l + 6.0:
+        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} not lighter than iris L* {iris_l:.0f} (lid or lens)"
+    elif skin_l is not None and sclera_l < skin_l - 12.0 and sclera_c > 14.0:
+        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} darker and as coloured as the skin (a lid)"
+    return check
+
+
+# ---------------------------------------------------------------------------------- the parts
+
+
+def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> torch.Tensor:
+    """Return an edited Lab window; the caller blends it with the sclera mask."""
+    s = min(max(strength, 0.0), 1.0)
+    light, a_star, b_star = lab.unbind(-1)
+    # The sclera's own neutral: its least red fifth. Half of a positive tint there is kept
+    # (warm light stays warm), the other half counts as redness too.
+    a_clean = weighted_quantile(a_star, sclera, 0.2)
+    a_neutral = 0.5 * a_clean if a_clean > 0 else a_clean
+    excess = (a_star - a_neutral).clamp_min(0.0)
+    pull = min(0.9, 1.3 * s)
+    new_a = a_star - pull * excess
+    # Veins are red *and* darker: fill the dark core from the surrounding white, low band
+    # only (the Gaussian of the non-vein white around it), weighted by how red it is.
+    vein = _smoothstep(3.0, 10.0, a_star - a_clean)
+    width = float((sclera > 0).any(dim=0).sum())
+    sigma = max(1.0, width / 30.0)
+    white_l = masked_smooth(light, sclera * (1.0 - vein), sigma)
+    vein_fill = min(1.0, 1.6 * s) * vein * (white_l - light).clamp_min(0.0)
+    # Gentle additive lift: differences (corners, lid shadow) are kept exactly; fades out
+    # toward highlights so nothing clips to flat white.
+    lift = 5.0 * s * (1.0 - _smoothstep(82.0, 96.0, light))
+    new_l = (light + vein_fill + lift).clamp(0.0, 100.0)
+    return torch.stack([new_l, new_a, b_star], dim=-1)
+
+
+def _iris_geometry(iris: torch.Tensor, points: torch.Tensor | None) -> tuple[float, float, float]:
+    """Iris centre (x, y) and radius in window px: from landmarks when given, else the mask."""
+    if points is not None:
+        centre = points[0]
+        radius = float(torch.linalg.norm(points[1:] - centre, dim=-1).mean())
+        return float(centre[0]), float(centre[1]), radius
+    height, width = iris.shape
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=iris.device), torch.arange(width, dtype=torch.float32, device=iris.device), indexing="ij")
+    total = float(iris.sum())
+    cx = float((xx * iris).sum()) / total
+    cy = float((yy * iris).sum()) / total
+    cols = (iris > 0.5).any(dim=0).nonzero()
+    radius = (float(cols.max() - cols.min()) + 1.0) / 2.0 if cols.numel() else math.sqrt(total / math.pi)
+    return cx, cy, radius
+
+
+def _solve_detail_amount(light: torch.Tensor, detail: torch.Tensor, core: torch.Tensor, target: float) -> float:
+    """α ≥ 0 with std(light + α·detail) = target·std(light) over ``core`` (a quadratic in α)."""
+    x = light[core].to(torch.float64)
+    d = detail[core].to(torch.float64)
+    x = x - x.mean()
+    d = d - d.mean()
+    var_x = float((x * x).mean())
+    var_d = float((d * d).mean())
+    cov = float((x * d).mean())
+    if var_d < 1e-8 or var_x < 1e-8:
+        return 0.0
+    # var_d α² + 2 cov α + var_x (1 − target²) = 0, positive root.
+    c = var_x * (1.0 - target * target)
+    disc = cov * cov - var_d * c
+    if disc < 0:
+        return 0.0
+    return max(0.0, min(4.0, (-cov + math.sqrt(disc)) / var_d))
+
+
+def find_catchlight(light: torch.Tensor, iris: torch.Tensor) -> tuple[int, int, float, float] | None:
+    """(y, x, peak L*, threshold L*) of a clear catchlight in the iris, or None.
+
+    Clear means: a small spot (≤ 15 % of the iris) at least 20 L* above the iris median,
+    and at least L* 55. A dull iris with no such spot gets nothing painted.
+    """
+    core = iris > 0.3
+    if int(core.sum()) < 12:
+        return None
+    masked = torch.where(core, light, torch.full_like(light, -1.0))
+    flat_index = int(torch.argmax(masked))
+    y, x = divmod(flat_index, light.shape[1])
+    peak = float(light[y, x])
+    median = float(light[core].median())
+    if peak < 55.0 or peak - median < 20.0:
+        return None
+    threshold = median + 0.5 * (peak - median)
+    spot = core & (light > threshold)
+    if float(spot.sum()) > 0.15 * float(core.sum()):
+        return None
+    return y, x, peak, threshold
+
+
+def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, points: torch.Tensor | None) -> torch.Tensor:
+    """Return an edited Lab window; the caller blends it with the iris mask."""
+    light, a_star, b_star = lab.unbind(-1)
+    core = iris > 0.5
+    if int(core.sum()) < 8:
+        return lab
+    new_l = light
+    median_l = float(light[core].median())
+    # The pupil: clearly darker than the iris around it; it must never get lighter.
+    pupil = light < min(0.55 * median_l, median_l - 8.0)
+    cx, cy, radius = _iris_geometry(iris, points)
+    if settings.iris > 0:
+        sigma = max(0.8, 0.18 * radius)
+        detail = light - masked_smooth(light, iris, sigma)
+        amount = _solve_detail_amount(light, detail, core, iris_contrast_target(settings.iris))
+        new_l = light + amount * detail
+    if settings.limbal_ring > 0 and radius > 2:
+        height, width = light.shape
+        yy, xx = torch.meshgrid(torch.arange(height, dtype=light.dtype, device=light.device), torch.arange(width, dtype=light.dtype, device=light.device), indexing="ij")
+        r = torch.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / radius
+        ring = _smoothstep(0.72, 0.95, r)
+        new_l = new_l * (1.0 - 0.15 * min(settings.limbal_ring, 1.0) * ring)
+    if settings.catchlight > 0:
+        found = find_catchlight(new_l, iris)
+        if found is not None:
+            _y, _x, peak, threshold = found
+            # Monotone in L* (slope ≥ 1 − k > 0), so the brightest pixel stays the brightest.
+            weight = _smoothstep(threshold, peak, new_l)
+            k = 0.6 * min(settings.catchlight, 1.0)
+            new_l = new_l + k * (100.0 - new_l).clamp_min(0.0) * weight
+    new_l = torch.where(pupil, torch.minimum(new_l, light), new_l).clamp(0.0, 100.0)
+    new_a, new_b = a_star, b_star
+    if settings.iris_saturation > 0:
+        gain = 1.0 + 0.5 * min(settings.iris_saturation, 1.0)
+        keep = pupil.to(light.dtype)
+        new_a = a_star * (gain - (gain - 1.0) * keep)
+        new_b = b_star * (gain - (gain - 1.0) * keep)
+    return torch.stack([new_l, new_a, new_b], dim=-1)
+
+
+# ----------------------------------------------------------------------------------- under-eye
+
+
+def under_eye_band(face: Face, side: str, eye_mask: torch.Tensor) -> torch.Tensor:
+    """Soft band ``[h, w]`` on the face crop below the ``side`` eye's lower lid (0 outside).
+
+    The lid line comes from MediaPipe's lower-lid landmarks when the face has 478 of them,
+    else from the lower edge of the eye masks. The band starts a little below the lid and
+    reaches ~0.38 eye widths down, tapering at both corners; the eye itself (dilated) and
+    anything outside the skin mask are cut out.
+    """
+    height, width = face.crop_size
+    x0, y0 = face.crop[0], face.crop[1]
+    lid: torch.Tensor | None = None
+    if face.landmarks is not None and face.landmarks.shape[0] >= 478:
+        lid = face.landmarks[list(LOWER_LID[side])].to(torch.float32).cpu() - torch.tensor([float(x0), float(y0)])
+    else:
+        cols = (eye_mask > 0.5).any(dim=0).nonzero().flatten()
+        if cols.numel() >= 4:
+            xs = torch.linspace(float(cols.min()), float(cols.max()), 9)
+            ys = []
+            for xv in xs.round().long().tolist():
+                rows = (eye_mask[:, xv] > 0.5).nonzero().flatten()
+                ys.append(float(rows.max()) if rows.numel() else float("nan"))
+            lid = torch.stack([xs, torch.tensor(ys)], dim=-1)
+            lid = lid[torch.isfinite(lid[:, 1])]
+    band = torch.zeros(height, width)
+    if lid is None or lid.shape[0] < 3:
+        return band
+    lid = lid[torch.argsort(lid[:, 0])]
+    eye_width = float(lid[-1, 0] - lid[0, 0])
+    if eye_width < 6:
+        return band
+    xs = torch.arange(width, dtype=torch.float32)
+    # Lid height per column (linear interpolation along the sorted landmark polyline).
+    idx = torch.searchsorted(lid[:, 0].contiguous(), xs).clamp(1, lid.shape[0] - 1)
+    xa, xb = lid[idx - 1, 0], lid[idx, 0]
+    ya, yb = lid[idx - 1, 1], lid[idx, 1]
+    t = ((xs - xa) / (xb - xa).clamp_min(1e-3)).clamp(0.0, 1.0)
+    lid_y = ya + t * (yb - ya)
+    # Horizontal taper: full in the middle of the eye, fading to zero at the corners.
+    u = (xs - float(lid[0, 0])) / eye_width
+    across = torch.sin(math.pi * u.clamp(0.0, 1.0)) ** 0.7
+    ys = torch.arange(height, dtype=torch.float32)[:, None]
+    depth = (ys - lid_y[None, :]) / eye_width
+    down = _smoothstep(0.02, 0.08, depth) * (1.0 - _smoothstep(0.22, 0.38, depth))
+    band = down * across[None, :]
+    eyes = dilate_mask((eye_mask > 0.05).to(torch.float32), max(1, int(0.04 * eye_width)))
+    band = band * (1.0 - eyes)
+    skin = face.masks.get("skin")
+    if skin is not None:
+        band = band * skin.to(torch.float32).cpu()
+    return band.clamp(0.0, 1.0)
+
+
+def soften_under_eye(lab: torch.Tensor, band: torch.Tensor, eye_width: float, strength: float) -> torch.Tensor:
+    """Lift the band's low-pass L* toward the cheek just below it; texture is kept as is."""
+    light = lab[..., 0]
+    sigma = max(1.0, 0.08 * eye_width)
+    low = masked_smooth(light, torch.ones_like(light), sigma)
+    # The cheek reference: the low-pass L* just under the band (same columns, further down).
+    rows = (band > 0.05).any(dim=1).nonzero().flatten()
+    cols = (band > 0.05).any(dim=0).nonzero().flatten()
+    if rows.numel() == 0 or cols.numel() == 0:
+        return lab
+    r1 = int(rows.max()) + 1
+    r2 = min(light.shape[0], r1 + max(2, int(0.2 * eye_width)))
+    if r2 <= r1:
+        return lab
+    reference = float(low[r1:r2, int(cols.min()) : int(cols.max()) + 1].median())
+    deficit = (reference - low).clamp_min(0.0)
+    lift = gaussian_blur(deficit[None, None], sigma)[0, 0] * band * min(strength, 1.0)
+    new_l = (light + lift).clamp(0.0, 100.0)
+    return torch.stack([new_l, lab[..., 1], lab[..., 2]], dim=-1)
+
+
+# ------------------------------------------------------------------------------------ per face
+
+
+def _window(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    return _bbox(mask, margin)
+
+
+def _skin_lightness(rgb: torch.Tensor, face: Face) -> float | None:
+    skin = face.masks.get("skin")
+    if skin is None or float(skin.sum()) < 50:
+        return None
+    box = _bbox(skin, 0)
+    assert box is not None
+    y0, y1, x0, x1 = box
+    step = max(1, int(max(y1 - y0, x1 - x0) // 256))
+    sub = rgb[y0:y1:step, x0:x1:step, :]
+    weight = skin[y0:y1:step, x0:x1:step].to(sub.device)
+    light = colour.rgb_to_lab(sub.to(torch.float32))[..., 0]
+    return weighted_quantile(light, weight, 0.5)
+
+
+def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, device: torch.device | None = None) -> torch.Tensor:
+    """The per-face op for :func:`apply_per_face`: edits each open eye of one face crop."""
+    if not settings.any():
+        return rgb
+    target = device or rgb.device
+    out = rgb
+    skin_l: float | None = None
+    skin_measured = False
+    for side in ("right", "left"):
+        sclera_full = face.masks.get(f"{side}_eye_white")
+        iris_full = face.masks.get(f"{side}_iris")
+        if sclera_full is None and iris_full is None:
+            continue
+        zeros = torch.zeros(face.crop_size)
+        sclera_full = (sclera_full if sclera_full is not None else zeros).to(torch.float32).cpu()
+        iris_full = (iris_full if iris_full is not None else zeros).to(torch.float32).cpu()
+        eye_full = torch.maximum(sclera_full, iris_full)
+        box = _window(eye_full, margin=2)
+        if box is None:
+            continue
+        if not skin_measured:
+            skin_l, skin_measured = _skin_lightness(rgb, face), True
+        y0, y1, x0, x1 = box
+        patch = out[y0:y1, x0:x1, :].to(target)
+        sclera = sclera_full[y0:y1, x0:x1].to(target)
+        iris = iris_full[y0:y1, x0:x1].to(target)
+        lab = colour.rgb_to_lab(patch)
+        check = check_eye_open(lab, sclera, iris, float(face.scale), skin_l)
+        if not check.open:
+            log.info("portrait_polish: EyeEnhance: %s eye left unchanged: %s", side, check.reason)
+            continue
+        edited_lab = lab
+        weight = torch.zeros_like(sclera)
+        if settings.sclera > 0 and float(sclera.sum()) >= 4:
+            sclera_lab = enhance_sclera(lab, sclera, settings.sclera)
+            edited_lab = lab + (sclera_lab - lab) * sclera[..., None]
+            weight = torch.maximum(weight, sclera)
+        if (settings.iris > 0 or settings.iris_saturation > 0 or settings.limbal_ring > 0 or settings.catchlight > 0) and float(iris.sum()) >= 4:
+            points = None
+            if face.landmarks is not None and face.landmarks.shape[0] >= 478:
+                offset = torch.tensor([float(face.crop[0] + x0), float(face.crop[1] + y0)])
+                points = face.landmarks[list(IRIS_POINTS[side])].to(torch.float32).cpu() - offset
+            iris_lab = enhance_iris(edited_lab, iris, settings, points)
+            edited_lab = edited_lab + (iris_lab - edited_lab) * iris[..., None]
+            weight = torch.maximum(weight, iris)
+        if float(weight.sum()) > 0:
+            edited = colour.lab_to_rgb(edited_lab).to(patch.dtype)
+            # edited_lab already carries the soft mask blend; the indicator keeps the rest exact.
+            patch_out = blend_masked(patch, edited, (weight > 0).to(patch.dtype))
+            if out is rgb:
+                out = rgb.clone()
+            out[y0:y1, x0:x1, :] = patch_out.to(rgb.device)
+        if settings.under_eye > 0:
+            band = under_eye_band(face, side, eye_full)
+            band_box = _window(band, margin=0)
+            if band_box is not None:
+                by0, by1, bx0, bx1 = band_box
+                # Include the cheek just below the band: it is the lift's reference.
+                eye_width = float(max(bx1 - bx0, 1))
+                ey1 = min(face.crop_size[0], by1 + int(0.25 * eye_width) + 2)
+                patch2 = out[by0:ey1, bx0:bx1, :].to(target)
+                band_p = torch.zeros(ey1 - by0, bx1 - bx0, device=target)
+                band_p[: by1 - by0] = band[by0:by1, bx0:bx1].to(target)
+                lab2 = colour.rgb_to_lab(patch2)
+                soft = soften_under_eye(lab2, band_p, eye_width, settings.under_eye)
+                if soft is not lab2:
+                    edited2 = colour.lab_to_rgb(soft).to(patch2.dtype)
+                    if out is rgb:
+                        out = rgb.clone()
+                    out[by0:ey1, bx0:bx1, :] = blend_masked(patch2, edited2, (band_p > 0).to(patch2.dtype)).to(rgb.device)
+    return out
+
+
+def enhance_eyes(image: torch.Tensor, regions: FaceRegions, settings: EyeSettings, device: torch.device | None = None, progress=None) -> torch.Tensor:
+    """Enhance every open eye of every face in an RGB IMAGE ``[B, H, W, 3]`` (new tensor)."""
+    if not settings.any():
+        return image
+    return apply_per_face(image, regions, lambda crop, face: enhance_eyes_face(crop, face, settings, device), progress)
+
+
+def eye_regions_from_mask(image: torch.Tensor, mask: torch.Tensor) -> FaceRegions:
+    """FACE_REGIONS from a plain MASK over one or more eyes (no FaceParse in the graph).
+
+    Each connected blob of the mask becomes one pseudo-face with one eye; inside it the
+    white and the iris are told apart by lightness (above/below the midpoint of the blob's
+    10th and 90th L* percentiles). The face scale is taken as 5 eye widths.
+    """
+    import cv2
+    import numpy as np
+
+    batch, height, width = image.shape[0], image.shape[1], image.shape[2]
+    if mask.shape[0] not in (1, batch):
+        raise ValueError(f"MASK has {mask.shape[0]} frames but the IMAGE batch has {batch}")
+    images: list[ImageFaces] = []
+    for frame in range(batch):
+        m = mask[frame if mask.shape[0] == batch else 0].to(torch.float32).cpu()
+        if tuple(m.shape) != (height, width):
+            raise ValueError(f"MASK is {m.shape[1]}x{m.shape[0]} but the IMAGE is {width}x{height}")
+        item = ImageFaces(height=height, width=width)
+        count, labels = cv2.connectedComponents((m.numpy() > 0).astype(np.uint8), connectivity=8)
+        labels_t = torch.from_numpy(labels)
+        for label in range(1, count):
+            blob = labels_t == label
+            ys, xs = torch.nonzero(blob, as_tuple=True)
+            y0, y1 = int(ys.min()), int(ys.max()) + 1
+            x0, x1 = int(xs.min()), int(xs.max()) + 1
+            if (y1 - y0) * (x1 - x0) < 16:
+                continue
+            soft = torch.where(blob, m, torch.zeros_like(m))[y0:y1, x0:x1]
+            light = colour.rgb_to_lab(image[frame, y0:y1, x0:x1, :3].to(torch.float32).cpu())[..., 0]
+            values = light[soft > 0]
+            lo, hi = float(torch.quantile(values, 0.1)), float(torch.quantile(values, 0.9))
+            split = 0.5 * (lo + hi)
+            white = _smoothstep(split - 3.0, split + 3.0, light)
+            face = Face(
+                box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
+                score=1.0,
+                crop=(x0, y0, x1, y1),
+                masks={"right_eye_white": soft * white, "right_iris": soft * (1.0 - white)},
+                scale=5.0 * float(x1 - x0),
+                info={"source": "mask"},
+            )
+            item.faces.append(face)
+        images.append(item)
+    return FaceRegions(images=images, backend="mask")
+
+
+__all__ = [
+    "EyeSettings",
+    "enhance_eyes",
+    "enhance_eyes_face",
+    "eye_regions_from_mask",
+    "check_eye_open",
+    "find_catchlight",
+    "under_eye_band",
+    "iris_contrast_target",
+]

@@ -1,0 +1,242 @@
+"""Teeth whitening in CIELAB, the way a retoucher does it: less yellow, a little lighter, same teeth.
+
+The edit works on the *smooth* component of the teeth's L* and b* (a mask-normalised
+Gaussian, about a third of a tooth wide) and keeps the residual, so the dark gaps between
+teeth, the enamel texture and the specular highlights are carried over untouched. Only
+the smooth yellowness is scaled down and the smooth lightness lifted, under three caps
+that keep the result natural:
+
+- b* never drops below ``b_floor_fraction`` of its own value (0.5 at the default strength)
+  and never to zero or below: blue-white teeth are the "Hollywood" veneer look;
+- the lift of L* fades out toward the highlights (no clipping of enamel glints);
+- the teeth never end up lighter than the same face's eye whites (their mean L*).
+
+Gums, lips and tongue stay untouched: the lips' masks are cut out and a redness gate on
+a* (relative to the teeth's own median a*) drops pinkish pixels the teeth mask may have
+caught. Each face is measured and edited on its own; a face with no visible teeth (an
+empty or tiny mask) is returned as the very same pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from . import colour
+from .filters import gaussian_blur
+from .regions import Face, FaceRegions, apply_per_face
+from .tensors import blend_masked
+
+log = logging.getLogger("portrait_polish")
+
+# Below this many (mask-weighted) pixels there is nothing worth whitening: a closed mouth.
+MIN_TEETH_PIXELS = 24.0
+# ... and below this fraction of the face's area (face scale squared), a sliver at the lips.
+MIN_TEETH_FACE_FRACTION = 2e-4
+
+
+@dataclass(frozen=True)
+class TeethSettings:
+    """What TeethWhiten exposes.
+
+    ``strength`` 0..1 scales the whole edit (0 = bit-exact input; 0.5 is the natural
+    default). ``brighten`` 0..1 scales the lightness lift relative to the yellowness
+    reduction. ``natural_cap`` enforces the b* floor at half the original and the
+    eye-white ceiling; without it b* may go down to a fifth of the original (still > 0).
+    """
+
+    strength: float = 0.5
+    brighten: float = 0.5
+    natural_cap: bool = True
+
+
+def _smoothstep(edge0: float, edge1: float, x: torch.Tensor) -> torch.Tensor:
+    t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def masked_smooth(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Normalised convolution: the Gaussian mean of ``values`` over the pixels ``weight`` covers.
+
+    Pixels outside the mask do not bleed in (lips would pull the teeth's smooth b* up).
+    ``values`` is ``[C, H, W]`` or ``[H, W]``, ``weight`` ``[H, W]``.
+    """
+    squeeze = values.ndim == 2
+    v = values[None] if squeeze else values
+    num = gaussian_blur((v * weight)[None], sigma)[0]
+    den = gaussian_blur(weight[None, None], sigma)[0]
+    out = num / den.clamp_min(1e-4)
+    # Where the mask has (almost) no support the ratio is noise; fall back to the value.
+    out = torch.where(den > 1e-3, out, v)
+    return out[0] if squeeze else out
+
+
+def _bbox(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    """Integer ``(y0, y1, x0, x1)`` around ``mask > 0`` grown by ``margin``, or None if empty."""
+    nonzero = torch.nonzero(mask > 0)
+    if nonzero.numel() == 0:
+        return None
+    height, width = mask.shape
+    y0, x0 = nonzero.min(dim=0).values.tolist()
+    y1, x1 = (nonzero.max(dim=0).values + 1).tolist()
+    return max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin)
+
+
+def teeth_weight(lab: torch.Tensor, teeth: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
+    """The soft weight the edit uses: the teeth mask minus lips/gums and minus red pixels.
+
+    ``lab`` is ``[H, W, 3]``; the redness gate is relative to the teeth's own median a*, so
+    it follows the white balance instead of assuming neutral light.
+    """
+    weight = teeth.clamp(0.0, 1.0)
+    if exclude is not None:
+        weight = weight * (1.0 - exclude.clamp(0.0, 1.0))
+    core = weight > 0.5
+    if int(core.sum()) < 8:
+        core = weight > 0
+    if int(core.sum()) == 0:
+        return weight
+    a_star = lab[..., 1]
+    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+    a_ref = a_star[core].median()
+    # Gums and tongue are far redder than enamel: +4 a* is still tooth, +12 is gum.
+    red_gate = 1.0 - _smoothstep(float(a_ref) + 4.0, float(a_ref) + 12.0, a_star)
+    # A red pixel must also be chromatic; a slightly pink but grey-ish enamel pixel stays in.
+    red_gate = torch.where(chroma < 8.0, torch.ones_like(red_gate), red_gate)
+    return weight * red_gate
+
+
+def whiten_teeth_region(
+    rgb: torch.Tensor,
+    teeth: torch.Tensor,
+    settings: TeethSettings,
+    exclude: torch.Tensor | None = None,
+    eye_white_l: float | None = None,
+    min_pixels: float = MIN_TEETH_PIXELS,
+) -> torch.Tensor:
+    """Whiten the teeth in one RGB crop ``[H, W, 3]`` (0..1) given its soft teeth mask ``[H, W]``.
+
+    ``exclude`` (lips, gums) is never edited; ``eye_white_l`` is the same face's eye-white
+    mean L*, the ceiling for the teeth's mean L* (None: no ceiling). Returns ``rgb`` itself when nothing changes, else a
+    new tensor that equals ``rgb`` bit-for-bit wherever the edit weight is zero.
+    """
+    strength = float(settings.strength)
+    if strength <= 0.0 or float(teeth.sum()) < min_pixels:
+        return rgb
+    box = _bbox(teeth, margin=2)
+    if box is None:
+        return rgb
+    y0, y1, x0, x1 = box
+    patch = rgb[y0:y1, x0:x1, :]
+    lab = colour.rgb_to_lab(patch.to(torch.float32))
+    teeth_p = teeth[y0:y1, x0:x1].to(lab)
+    exclude_p = exclude[y0:y1, x0:x1].to(lab) if exclude is not None else None
+    weight = teeth_weight(lab, teeth_p, exclude_p)
+    if float(weight.sum()) < min_pixels:
+        return rgb
+
+    # About a third of a tooth: an upper incisor is ~1/8 of the visible teeth row's width.
+    row_width = float((weight > 0).any(dim=0).sum())
+    sigma = max(1.0, row_width / 24.0)
+    light, a_star, b_star = lab.unbind(-1)
+    smooth = masked_smooth(torch.stack([light, a_star, b_star]), weight, sigma)
+    light_s, a_s, b_s = smooth.unbind(0)
+
+    s = min(strength, 1.0)
+    # Yellowness: scale the smooth b* down (35 % at the natural default, 70 % at full), but
+    # never by more than 8 b* units × 2s: strongly yellow teeth get whiter, not white.
+    reduce_fraction = 0.7 * s
+    delta_b = -torch.minimum(reduce_fraction * b_s.clamp_min(0.0), torch.full_like(b_s, 16.0 * s))
+    # Chroma follows: a* of enamel goes toward neutral by a smaller share.
+    delta_a = -0.3 * s * a_s.clamp_min(0.0)
+
+    # Lightness: lift the smooth L* toward white, fading out above L* 85 (highlight guard).
+    lift_room = (100.0 - light_s).clamp_min(0.0)
+    # Guard on both the smooth and the pixel's own L*: a glint inside a mid-tone tooth stays put.
+    highlight_guard = (1.0 - _smoothstep(80.0, 96.0, light_s)) * (1.0 - _smoothstep(85.0, 97.0, light))
+    delta_l = float(settings.brighten) * 2.0 * s * 0.22 * lift_room * highlight_guard
+    delta_l = delta_l.clamp(max=10.0 * s * 2.0 * max(float(settings.brighten), 1e-6))
+
+    floor_fraction = 0.5 if settings.natural_cap else 0.2
+    if settings.natural_cap and eye_white_l is not None:
+        teeth_l = float((light_s * weight).sum() / weight.sum())
+        # The mean lift may not take the teeth past the eye whites (an already lighter set
+        # of teeth gets no lift at all).
+        room = max(0.0, eye_white_l - teeth_l)
+        mean_lift = float((delta_l * weight).sum() / weight.sum())
+        if mean_lift > room:
+            delta_l = delta_l * (room / max(mean_lift, 1e-6))
+
+    new_b = b_star + delta_b
+    # Caps per pixel: b* stays above floor_fraction of itself and above zero; pixels that
+    # were already neutral or bluish keep their b*.
+    positive = b_star > 0
+    floor = torch.where(positive, floor_fraction * b_star, b_star)
+    new_b = torch.where(positive, torch.maximum(new_b, floor), b_star)
+    new_l = (light + delta_l).clamp(0.0, 100.0)
+    new_a = a_star + delta_a
+    edited_lab = torch.stack([new_l, new_a, new_b], dim=-1)
+    edited = colour.lab_to_rgb(edited_lab).to(rgb.dtype)
+
+    out = rgb.clone()
+    out[y0:y1, x0:x1, :] = blend_masked(patch, edited, weight.to(patch))
+    return out
+
+
+def eye_white_lightness(rgb: torch.Tensor, eye_white: torch.Tensor | None, min_pixels: float = 8.0) -> float | None:
+    """Mask-weighted mean L* of the eye whites in a crop, or None when there are none (closed eyes)."""
+    if eye_white is None or float(eye_white.sum()) < min_pixels:
+        return None
+    box = _bbox(eye_white, margin=0)
+    if box is None:
+        return None
+    y0, y1, x0, x1 = box
+    weight = eye_white[y0:y1, x0:x1].to(rgb.device, torch.float32)
+    light = colour.rgb_to_lab(rgb[y0:y1, x0:x1, :].to(torch.float32))[..., 0]
+    return float((light * weight).sum() / weight.sum())
+
+
+def _face_masks(face: Face) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    teeth = face.masks.get("teeth")
+    if teeth is None:
+        teeth = torch.zeros(face.crop_size)
+    exclude_names = [n for n in ("upper_lip", "lower_lip") if n in face.masks]
+    exclude = face.mask(exclude_names) if exclude_names else None
+    eye_names = [n for n in ("left_eye_white", "right_eye_white") if n in face.masks]
+    eye_white = face.mask(eye_names) if eye_names else None
+    return teeth, exclude, eye_white
+
+
+def whiten_teeth_face(rgb: torch.Tensor, face: Face, settings: TeethSettings, device: torch.device | None = None) -> torch.Tensor:
+    """The per-face op for :func:`apply_per_face`: the face's crop ``[h, w, 3]`` in, crop out.
+
+    Work happens on ``device`` (GPU when there is one); pixels outside the teeth weight are
+    copied back bit-exact, since a float32 device round trip is lossless.
+    """
+    teeth, exclude, eye_white = _face_masks(face)
+    min_pixels = max(MIN_TEETH_PIXELS, MIN_TEETH_FACE_FRACTION * float(face.scale) ** 2)
+    if float(teeth.sum()) < min_pixels:
+        log.info("portrait_polish: TeethWhiten: no teeth visible on a face at %s; unchanged", face.crop[:2])
+        return rgb
+    target = device or rgb.device
+    work = rgb.to(target)
+    result = whiten_teeth_region(
+        work,
+        teeth.to(target),
+        settings,
+        exclude=exclude.to(target) if exclude is not None else None,
+        eye_white_l=eye_white_lightness(work, eye_white),
+        min_pixels=min_pixels,
+    )
+    if result is work:
+        return rgb
+    return result.to(rgb.device)
+
+
+def whiten_teeth(image: torch.Tensor, regions: FaceRegions, settings: TeethSettings, device: torch.device | None = None, progress=None) -> torch.Tensor:
+    """Whiten every face's teeth in an RGB IMAGE ``[B, H, W, 3]`` (a new tensor; input untouched)."""
+    if settings.strength <= 0.0:
+        return image
+    return apply_per_face(image, regions, lambda crop, face: whiten_teeth_face(crop, face, settings, device), progress)

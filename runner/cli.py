@@ -15,12 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_models
 
     cli_models.add_parser(sub)
-    try:
-        from . import cli_run
-    except ImportError:
-        cli_run = None  # the runner lands with its own issue
-    if cli_run is not None:
-        cli_run.add_parser(sub)
+    from . import cli_run
+
+    cli_run.add_parser(sub)
     return parser
 
 

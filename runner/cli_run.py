@@ -1,0 +1,91 @@
+"""``portrait-polish run WORKFLOW INPUT... [--server URL] [--set NODE.INPUT=VALUE]...``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import EXIT_INTERRUPTED, RunnerError
+
+log = logging.getLogger("portrait_polish")
+
+EPILOG = """\
+inputs: image files, folders (their images) and CSV files (an 'image' column plus one column
+per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done or skipped,
+1 some failed, 2 bad workflow/inputs/--set (nothing ran), 3 server unreachable, 130 Ctrl-C.
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "run", help="run a workflow (UI or API format) on images, in-process or on a ComfyUI server",
+        description="Run a ComfyUI workflow headless over images: in-process (default) or on a server.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("workflow", help="workflow JSON file (UI or API format), or the name of a bundled workflow")
+    parser.add_argument("inputs", nargs="+", help="images, folders or CSV files")
+    parser.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                        help="set a node input for every image (repeatable)")
+    parser.add_argument("--server", metavar="URL", help="queue on this ComfyUI server instead of running in-process")
+    parser.add_argument("--concurrency", type=int, default=1, help="prompts in flight at once (server mode)")
+    parser.add_argument("--timeout", type=float, default=None, help="wall-clock seconds allowed per image")
+    parser.add_argument("--retries", type=int, default=8, help="retries for transient server faults (default 8)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files and redo finished jobs")
+    parser.add_argument("--input-node", help="node id or title of the loader that receives each image (default: the first LoadImage)")
+    parser.add_argument("--recursive", action="store_true", help="include images in sub-folders of input folders")
+    parser.add_argument("--print-prompt", action="store_true", help="print the API-format prompt (after --set) and exit")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_command)
+    return parser
+
+
+def resolve_workflow(name: str) -> str:
+    """A path, or the name of a bundled workflow ("natural_headshot" -> workflows/natural_headshot.json)."""
+    from pathlib import Path
+
+    path = Path(name)
+    if path.exists():
+        return str(path)
+    bundled = Path(__file__).resolve().parent.parent / "workflows"
+    for candidate in (bundled / name, bundled / f"{name}.json"):
+        if candidate.is_file():
+            return str(candidate)
+    return name  # load_workflow reports the missing file
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .batch import Batch
+
+    batch = None
+    try:
+        batch = Batch(
+            resolve_workflow(args.workflow), args.output, server=args.server, sets=args.sets, overwrite=args.overwrite,
+            concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, input_node=args.input_node,
+            progress=not args.no_progress and not args.json, recursive=args.recursive,
+        )
+        batch.add(*args.inputs)
+        if args.print_prompt:
+            graph = batch.jobs[0].graph if batch.jobs else batch.graph
+            print(json.dumps(graph, indent=2))
+            return 0
+        summary = batch.run()
+    except RunnerError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if batch is not None:
+            batch.close()
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print(summary.text(), file=sys.stderr)
+    return summary.exit_code

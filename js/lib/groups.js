@@ -1,0 +1,76 @@
+// Widget grouping: which widgets of a Portrait Polish node belong together ("Strength",
+// "Mask", "Detail"...). Only metadata and layout arithmetic here (pure); the entry module
+// draws a thin bracket per group in the node's left margin. Widgets are never reordered or
+// added, so saved workflows (widgets_values is positional) load the same with or without
+// this extension.
+
+export const GROUP_COLOURS = Object.freeze({
+  Strength: "#d4a017",
+  Regions: "#4fb0e8",
+  Detail: "#9acd32",
+  Colour: "#e0457b",
+  Identity: "#2e9e4f",
+  Model: "#9a8cff",
+  Other: "#777777",
+});
+
+// Ordered: the first rule whose word occurs in the widget name wins.
+const RULES = [
+  ["Identity", ["identity", "similarity", "threshold", "on_fail", "action", "embedding", "embedder"]],
+  ["Model", ["model", "backend", "device", "precision", "dtype", "tile", "overlap", "detector", "confidence", "max_faces", "min_face", "face_index", "faces", "scale_by", "upscale"]],
+  ["Regions", ["region", "mask", "feather", "dilate", "erode", "expand", "grow", "protect", "padding", "include", "exclude"]],
+  ["Colour", ["white", "yellow", "colour", "color", "hue", "saturation", "bright", "contrast", "clarity", "redness", "sclera", "iris", "tone", "warm", "luminance", "vein"]],
+  ["Detail", ["pore", "texture", "detail", "radius", "sigma", "frequency", "blemish", "freckle", "mole", "heal", "smooth", "grain", "sharp"]],
+  ["Strength", ["strength", "amount", "intensity", "opacity", "mix", "blend"]],
+];
+
+/**
+ * The group of one widget: the node definition's own `group` option wins (a node can say
+ * `("FLOAT", {..., "group": "Detail"})` in INPUT_TYPES), then the name rules, then "Other".
+ */
+export function groupOf(widgetName, inputOptions) {
+  if (inputOptions && typeof inputOptions.group === "string" && inputOptions.group.trim()) return inputOptions.group.trim();
+  const name = String(widgetName ?? "").toLowerCase();
+  for (const [group, words] of RULES) if (words.some((word) => name.includes(word))) return group;
+  return "Other";
+}
+
+/** Options dict of every input of an /object_info node definition, by input name. */
+export function inputOptionsByName(nodeData) {
+  const out = {};
+  const input = nodeData && nodeData.input;
+  if (!input || typeof input !== "object") return out;
+  for (const section of ["required", "optional"]) {
+    const entries = input[section];
+    if (!entries || typeof entries !== "object") continue;
+    for (const [name, spec] of Object.entries(entries)) {
+      out[name] = Array.isArray(spec) && spec[1] && typeof spec[1] === "object" ? spec[1] : {};
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs of consecutive widgets in one group: [{group, colour, first, last}] with widget indices.
+ * Widgets whose name starts with "$$" or that `skip` rejects (previews, our own read-outs) end a run
+ * and belong to none. Empty when everything falls into one group (nothing worth marking).
+ */
+export function groupRuns(widgetNames, optionsByName = {}, skip = () => false) {
+  const runs = [];
+  let current = null;
+  widgetNames.forEach((name, index) => {
+    if (typeof name !== "string" || name.startsWith("$$") || skip(name, index)) {
+      current = null;
+      return;
+    }
+    const group = groupOf(name, optionsByName[name]);
+    if (current && current.group === group && current.last === index - 1) {
+      current.last = index;
+    } else {
+      current = { group, colour: GROUP_COLOURS[group] ?? GROUP_COLOURS.Other, first: index, last: index };
+      runs.push(current);
+    }
+  });
+  const distinct = new Set(runs.map((run) => run.group));
+  return distinct.size > 1 ? runs : [];
+}

@@ -11,8 +11,19 @@ export PORTRAIT_POLISH_OFFLINE=1
 "$VENV/bin/python" -m ruff check .
 status=0
 "$VENV/bin/python" -m pytest "$@" || status=$?
+# The canvas extension's logic (js/lib, js/dom) with Node's built-in test runner: no npm packages.
+js_status=0
+if command -v node >/dev/null 2>&1; then
+  node --test tests/js/ || js_status=$?
+else
+  echo "node not found: the js/ tests (node --test tests/js/) need Node.js 18 or newer" >&2
+  js_status=1
+fi
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
+fi
+if [ "$status" -eq 0 ] && [ "$js_status" -ne 0 ]; then
+  status=$js_status
 fi
 exit "$status"

@@ -311,9 +311,10 @@ class ServerEngine:
         try:
             self._post(graph, prompt_id, extra)
             generation = self._ws_generation
-            suspicious = False
+            suspicious = False  # the server may have restarted: check that it still knows the prompt
             reposts = 0
             last_poll = 0.0
+            finished_at: float | None = None
             while True:
                 if self._cancel.is_set():
                     self.interrupt(prompt_id)
@@ -323,41 +324,48 @@ class ServerEngine:
                     raise JobFailed(f"no result within {timeout:g} s; the prompt was cancelled on the server", reason="timeout")
                 connected = self._ws_connected.is_set()
                 interval = self.poll_interval if connected and not suspicious else min(self.poll_interval, 0.5)
-                finished = state.finished.wait(0.25)
+                finished = state.finished.wait(0.25 if finished_at is None else 0.05)
                 now = time.monotonic()
+                if finished and finished_at is None:
+                    finished_at = now
                 if not finished and now - last_poll < interval:
                     continue
                 last_poll = now
                 if self._ws_generation != generation or not connected:
-                    suspicious = True  # the socket dropped: the server may have restarted
+                    suspicious = True
                     generation = self._ws_generation
                 try:
                     entry = self._history(prompt_id)
-                    if entry is None and suspicious and not state.finished.is_set():
-                        if self._in_queue(prompt_id):
-                            suspicious = False
-                        elif self._history(prompt_id) is None:
-                            # Lost (server restarted before finishing it): post the same id again.
-                            reposts += 1
-                            self.stats["reposts"] += 1
-                            if reposts > self.retries:
-                                raise JobFailed("the server lost the prompt too many times", reason="server_lost_prompt")
-                            log.info("server lost prompt %s (restarted?); queueing it again", prompt_id)
-                            if reupload is not None:
-                                graph = reupload()
-                            self._post(graph, prompt_id, extra)
-                            suspicious = False
-                            continue
-                        else:
-                            entry = self._history(prompt_id)
                 except TransientServerError:
+                    entry = None
                     suspicious = True  # down for now: keep trying until the deadline
-                    continue
                 if entry is not None and _history_done(entry):
                     return self._result(prompt_id, entry, state, started)
                 if finished:
-                    # The socket said done before the history entry was written: poll briefly.
-                    time.sleep(0.05)
+                    # The socket reported the end; the history entry may lag behind, or be gone
+                    # if the server restarted right after: then the socket's own record serves.
+                    if state.error is not None or state.interrupted or (now - finished_at > 2.0 and state.executed):
+                        return self._result(prompt_id, {"outputs": state.executed, "status": {}}, state, started)
+                    if now - finished_at > 10.0:
+                        finished, finished_at, state.finished = False, None, threading.Event()
+                    continue
+                if entry is None and suspicious:
+                    try:
+                        if self._known(prompt_id):
+                            suspicious = False
+                            continue
+                    except TransientServerError:
+                        continue
+                    # Lost (the server restarted before finishing it): post the same id again.
+                    reposts += 1
+                    self.stats["reposts"] += 1
+                    if reposts > self.retries:
+                        raise JobFailed("the server lost the prompt too many times", reason="server_lost_prompt")
+                    log.info("server lost prompt %s (restarted?); queueing it again", prompt_id)
+                    if reupload is not None:
+                        graph = reupload()
+                    self._post(graph, prompt_id, extra)
+                    suspicious = False
         finally:
             self._waiters.pop(prompt_id, None)
 

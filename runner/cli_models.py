@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +68,23 @@ def add_parser(sub: Any) -> None:
     verify.set_defaults(func=cmd_verify)
 
 
-def _apply_models_dir(args: argparse.Namespace) -> Path | None:
+@contextmanager
+def _models_dir(args: argparse.Namespace) -> Iterator[Path | None]:
+    """``--models-dir DIR``: search DIR first (as PORTRAIT_POLISH_MODELS does) for the
+    duration of the command only, and yield it as the download base."""
     if not getattr(args, "models_dir", None):
-        return None
+        yield None
+        return
     base = Path(args.models_dir).expanduser().resolve()
-    current = os.environ.get(models.ENV_MODELS, "")
-    os.environ[models.ENV_MODELS] = os.pathsep.join([str(base), current]) if current else str(base)
-    return base
+    previous = os.environ.get(models.ENV_MODELS)
+    os.environ[models.ENV_MODELS] = os.pathsep.join([str(base), previous]) if previous else str(base)
+    try:
+        yield base
+    finally:
+        if previous is None:
+            os.environ.pop(models.ENV_MODELS, None)
+        else:
+            os.environ[models.ENV_MODELS] = previous
 
 
 def _select(ids: list[str], default: list[models.ModelSpec]) -> list[models.ModelSpec] | None:
@@ -105,7 +117,11 @@ def licence_label(spec: models.ModelSpec) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _apply_models_dir(args)
+    with _models_dir(args):
+        return _list(args)
+
+
+def _list(args: argparse.Namespace) -> int:
     rows = []
     for spec in models.registry().values():
         path = installed_path(spec)
@@ -146,7 +162,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    base = _apply_models_dir(args)
+    with _models_dir(args) as base:
+        return _download(args, base)
+
+
+def _download(args: argparse.Namespace, base: Path | None) -> int:
     registry = list(models.registry().values())
     specs = _select(args.ids, registry if args.all else [s for s in registry if s.required])
     if specs is None:
@@ -182,7 +202,11 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    _apply_models_dir(args)
+    with _models_dir(args):
+        return _verify(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
     specs = _select(args.ids, list(models.registry().values()))
     if specs is None:
         return EXIT_USAGE

@@ -134,6 +134,21 @@ function showIdentity(node, output) {
 
 // ---------------------------------------------------------------- FaceParse legend
 
+/** get/set for the node's `regions` text widget (null when it has none, e.g. it became an input). */
+function regionsControl(node) {
+  const widget = node.widgets?.find((item) => item.name === "regions" && typeof item.value === "string");
+  if (!widget) return null;
+  return {
+    get: () => widget.value,
+    set: (text) => {
+      widget.value = text;
+      widget.callback?.(text);
+      node.graph?.change?.();
+      redraw(node);
+    },
+  };
+}
+
 function showRegions(node, output) {
   const legend = regionLegend(output);
   const state = extras(node);
@@ -142,6 +157,7 @@ function showRegions(node, output) {
     const widget = new RegionLegend({
       urlFor,
       state: node.properties.portrait_polish,
+      regionsControl: regionsControl(node),
       onChange: () => {
         fitNode(node);
         redraw(node);

@@ -1,8 +1,18 @@
-// FaceParse legend: one colour chip per region with a checkbox. When the node sends a mask
-// image per region (and the plain frame), the overlay is composited here and chips switch
-// regions on and off at once, without re-running the graph; otherwise the chips are a legend
-// for ComfyUI's own preview of the node's overlay image.
-import { canToggle, paintRegion, textColourOn, toggleHidden, visibleRegions } from "../lib/regions.js";
+// FaceParse legend: one colour chip per region with a checkbox. Three modes:
+//   masks  - the node sent a mask image per region (and the plain frame): the overlay is
+//            composited here and chips switch regions on and off at once, no re-run;
+//   widget - the node has a `regions` text widget: chips add or remove a region there, and
+//            the next run paints the preview (and makes the MASK) with exactly those regions;
+//   legend - neither: the chips are a colour key for ComfyUI's own preview.
+import {
+  canToggle,
+  paintRegion,
+  textColourOn,
+  toggleHidden,
+  toggleRegionInList,
+  visibleRegions,
+  widgetLegend,
+} from "../lib/regions.js";
 import { el, ensureStyle } from "./style.js";
 
 const OVERLAY_OPACITY = 0.5;
@@ -25,20 +35,31 @@ function pixelsOf(img, width, height) {
   return ctx.getImageData(0, 0, width, height).data;
 }
 
+function safeGet(control) {
+  try {
+    return String(control?.get() ?? "");
+  } catch {
+    return "";
+  }
+}
+
 export class RegionLegend {
   /**
    * @param {object} options
    * @param {(ref: object, bust?: unknown) => string} options.urlFor
    * @param {object} options.state  persisted {hidden: [names]} (node.properties entry)
    * @param {() => void} [options.onChange]
+   * @param {{get: () => string, set: (text: string) => void} | null} [options.regionsControl]
+   *        the node's `regions` widget, for the widget mode
    */
-  constructor({ urlFor, state, onChange = () => {} }) {
+  constructor({ urlFor, state, onChange = () => {}, regionsControl = null }) {
     ensureStyle();
     this.urlFor = urlFor;
     this.state = state;
     this.onChange = onChange;
     this.legend = [];
     this.toggleable = false;
+    this.regionsControl = regionsControl;
     this.root = el("div", "pp-widget pp-regions");
     this.stage = el("div", "pp-stage");
     this.stage.style.cursor = "default";
@@ -67,9 +88,11 @@ export class RegionLegend {
     this.stage.style.display = this.toggleable ? "" : "none";
     this.note.textContent = this.toggleable
       ? "Click a region to show or hide it."
-      : legend.length
-        ? "Region colours of the overlay preview."
-        : "No regions found.";
+      : this.regionsControl
+        ? "Click a region to add or remove it from 'regions'; run again to update the preview and mask."
+        : legend.length
+          ? "Region colours of the overlay preview."
+          : "No regions found.";
     this.base = null;
     this.masks = new Map();
     const generation = ++this.generation;
@@ -94,7 +117,17 @@ export class RegionLegend {
     this.onChange();
   }
 
+  get mode() {
+    if (this.toggleable) return "masks";
+    return this.regionsControl ? "widget" : "legend";
+  }
+
   renderChips() {
+    this.root.dataset.mode = this.mode;
+    if (this.mode === "widget") {
+      this.renderWidgetChips();
+      return;
+    }
     const hidden = this.state.hidden ?? [];
     this.chips.replaceChildren();
     for (const entry of this.legend) {
@@ -112,6 +145,29 @@ export class RegionLegend {
         chip.append(box);
       }
       chip.append(document.createTextNode(entry.label));
+      this.chips.append(chip);
+    }
+  }
+
+  renderWidgetChips() {
+    this.chips.replaceChildren();
+    const text = safeGet(this.regionsControl);
+    for (const entry of widgetLegend(this.legend, text)) {
+      const chip = el("label", "pp-chip");
+      chip.style.background = entry.colour;
+      chip.style.color = textColourOn(entry.colour);
+      chip.dataset.region = entry.name;
+      chip.classList.toggle("pp-off", !entry.on);
+      chip.title = entry.on ? `Remove ${entry.label} from regions` : `Add ${entry.label} to regions`;
+      const box = el("input");
+      box.type = "checkbox";
+      box.checked = entry.on;
+      box.addEventListener("change", () => {
+        this.regionsControl.set(toggleRegionInList(safeGet(this.regionsControl), entry.name));
+        this.renderWidgetChips();
+        this.onChange();
+      });
+      chip.append(box, document.createTextNode(entry.label));
       this.chips.append(chip);
     }
   }
@@ -139,7 +195,8 @@ export class RegionLegend {
   }
 
   wantedHeight() {
-    const chipRows = Math.max(1, Math.ceil(this.legend.length / 4));
+    const chips = this.mode === "widget" ? 14 : this.legend.length;
+    const chipRows = Math.max(1, Math.ceil(chips / 3));
     return (this.toggleable ? 200 : 0) + chipRows * 20 + 20;
   }
 

@@ -38,7 +38,11 @@ export function identityRows(output) {
   const rows = [];
   outputList(output, IDENTITY_KEY).forEach((entry, position) => {
     if (!entry || typeof entry !== "object") return;
-    const score = finiteOrNull(entry.score);
+    const status = typeof entry.status === "string" ? entry.status : "";
+    // IdentityGuard scores a face it could not pair up (missing or extra) with a sentinel (-1)
+    const unpaired = /missing|extra|no_face|unmatched/.test(status);
+    const rawScore = finiteOrNull(entry.score);
+    const score = unpaired && rawScore !== null && rawScore < 0 ? null : rawScore;
     const threshold = finiteOrNull(entry.threshold);
     let passed = typeof entry.passed === "boolean" ? entry.passed : null;
     if (passed === null && score !== null && threshold !== null) passed = score >= threshold;
@@ -50,8 +54,17 @@ export function identityRows(output) {
       passed,
       action: typeof entry.action === "string" ? entry.action : "",
       blend: finiteOrNull(entry.blend),
+      finalScore: finiteOrNull(entry.final_score),
+      status,
       higherIsBetter: typeof entry.higher_is_better === "boolean" ? entry.higher_is_better : null,
-      note: typeof entry.note === "string" ? entry.note : typeof entry.reason === "string" ? entry.reason : "",
+      note:
+        typeof entry.note === "string"
+          ? entry.note
+          : typeof entry.reason === "string"
+            ? entry.reason
+            : unpaired
+              ? status.replace(/_/g, " ")
+              : "",
     });
   });
   return rows;
@@ -101,12 +114,16 @@ export function overallStatus(rows, band = MARGINAL_BAND) {
 }
 
 /** "kept", "blended back 40%", "fell back to the original"... from the guard's action words. */
-export function describeAction(action, blend) {
+export function describeAction(action, blend, finalScore = null) {
   const word = String(action || "").toLowerCase();
   const blendValue = finiteOrNull(blend);
   const percent = blendValue === null ? null : Math.round(Math.min(1, Math.max(0, blendValue)) * 100);
+  const final = finiteOrNull(finalScore);
   if (!word) return percent ? `blend ${percent}%` : "";
-  if (word.includes("blend")) return percent !== null ? `blended back ${percent}%` : "blended back";
+  if (word.includes("blend")) {
+    const amount = percent !== null ? `blended back ${percent}%` : "blended back";
+    return final !== null ? `${amount} \u2192 ${formatScore(final)}` : amount;
+  }
   if (word.includes("fallback") || word.includes("fall_back") || word.includes("original") || word.includes("revert")) {
     return "fell back to the original";
   }
@@ -123,7 +140,7 @@ export function rowText(row, higher = true, band = MARGINAL_BAND) {
   const measure =
     row.threshold === null ? formatScore(row.score) : `${formatScore(row.score)} ${comparator} ${formatScore(row.threshold)}`;
   const parts = [where, measure, STATUS_LABELS[rowStatus(row, band)]];
-  const action = describeAction(row.action, row.blend);
+  const action = describeAction(row.action, row.blend, row.finalScore);
   if (action) parts.push(action);
   if (row.note) parts.push(row.note);
   return parts.join("  ");

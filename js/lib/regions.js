@@ -3,24 +3,56 @@ import { normalizeRef, outputList } from "./refs.js";
 
 export const REGIONS_KEY = "portrait_polish_regions";
 
-// Used when FaceParse sends a region without a colour; one distinct hue per canonical region.
+// Canonical face regions in FaceParse's order (core/regions.py FACE_REGION_NAMES) and the
+// colours FaceParse paints them in (core/parse.py REGION_COLOURS), used for regions the node
+// did not list this run and when an entry comes without a colour.
+export const FACE_REGION_NAMES = Object.freeze([
+  "skin",
+  "neck",
+  "nose",
+  "left_brow",
+  "right_brow",
+  "left_eye_white",
+  "right_eye_white",
+  "left_iris",
+  "right_iris",
+  "upper_lip",
+  "lower_lip",
+  "mouth_interior",
+  "teeth",
+  "hair",
+]);
+
 export const FALLBACK_COLOURS = Object.freeze({
-  skin: "#f2a07b",
-  neck: "#c98b6b",
-  nose: "#e0c341",
-  left_brow: "#7a4b2a",
-  right_brow: "#a0663a",
-  left_eye_white: "#7fd3ff",
-  right_eye_white: "#4fb0e8",
-  left_iris: "#2b6de0",
-  right_iris: "#5a3bd6",
-  upper_lip: "#e0457b",
-  lower_lip: "#c2185b",
-  mouth_interior: "#7b1f3a",
-  teeth: "#fff6a8",
-  hair: "#6b8e23",
-  person: "#3cb371",
-  background: "#444444",
+  skin: "#f0a040",
+  neck: "#c07830",
+  nose: "#f0e040",
+  left_brow: "#8040ff",
+  right_brow: "#4080ff",
+  left_eye_white: "#40f0f0",
+  right_eye_white: "#40f0a0",
+  left_iris: "#ff3030",
+  right_iris: "#3030ff",
+  upper_lip: "#ff3090",
+  lower_lip: "#d020d0",
+  mouth_interior: "#700020",
+  teeth: "#30ff30",
+  hair: "#804010",
+  person: "#a0a0a0",
+  background: "#202020",
+});
+
+// Region groups users type in FaceParse's `regions` widget (core/regions.py REGION_GROUPS).
+export const REGION_GROUPS = Object.freeze({
+  face: ["skin", "nose", "left_brow", "right_brow", "left_eye_white", "right_eye_white", "left_iris", "right_iris", "upper_lip", "lower_lip", "mouth_interior"],
+  eyes: ["left_eye_white", "right_eye_white", "left_iris", "right_iris"],
+  mouth: ["upper_lip", "lower_lip", "mouth_interior"],
+  brows: ["left_brow", "right_brow"],
+  eye_whites: ["left_eye_white", "right_eye_white"],
+  irises: ["left_iris", "right_iris"],
+  left_eye: ["left_eye_white", "left_iris"],
+  right_eye: ["right_eye_white", "right_iris"],
+  lips: ["upper_lip", "lower_lip"],
 });
 const SPARE_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"];
 
@@ -129,4 +161,69 @@ export function paintRegion(target, mask, colour, opacity = 0.5) {
     target[i + 2] = Math.round(target[i + 2] * (1 - a) + b * a);
   }
   return target;
+}
+
+function regionKey(name) {
+  return String(name).trim().toLowerCase().replace(/[\s-]+/g, "_");
+}
+
+/**
+ * The region names a `regions` text selects, groups expanded ("face, hair" -> skin, nose, ...,
+ * hair), in canonical order, then any names this module does not know (kept, never dropped).
+ */
+export function parseRegionList(text) {
+  const chosen = new Set();
+  const unknown = [];
+  for (const part of String(text ?? "").split(/[,+]/)) {
+    const key = regionKey(part);
+    if (!key) continue;
+    const members = REGION_GROUPS[key] ?? (FACE_REGION_NAMES.includes(key) || key in FALLBACK_COLOURS ? [key] : null);
+    if (members) members.forEach((member) => chosen.add(member));
+    else if (!unknown.includes(key)) unknown.push(key);
+  }
+  const known = Object.keys(FALLBACK_COLOURS).filter((name) => chosen.has(name));
+  return [...known, ...unknown];
+}
+
+/** Region names written back compactly: whole groups by their group name, largest groups first. */
+export function formatRegionList(names) {
+  const remaining = new Set(names);
+  const parts = [];
+  const groups = Object.entries(REGION_GROUPS).sort((a, b) => b[1].length - a[1].length);
+  for (const [group, members] of groups) {
+    if (members.every((member) => remaining.has(member))) {
+      parts.push({ text: group, order: FACE_REGION_NAMES.indexOf(members[0]) });
+      members.forEach((member) => remaining.delete(member));
+    }
+  }
+  const order = Object.keys(FALLBACK_COLOURS);
+  for (const name of remaining) {
+    const index = order.indexOf(name);
+    parts.push({ text: name, order: index >= 0 ? index : order.length + parts.length });
+  }
+  parts.sort((a, b) => a.order - b.order);
+  return parts.map((part) => part.text).join(", ");
+}
+
+/** The `regions` text with `name` switched on or off. */
+export function toggleRegionInList(text, name) {
+  const names = parseRegionList(text);
+  const next = names.includes(name) ? names.filter((item) => item !== name) : [...names, name];
+  return formatRegionList(next);
+}
+
+/**
+ * Chips for the "regions widget" mode (FaceParse sent no masks): every canonical face region,
+ * on when the node's `regions` text selects it, coloured like FaceParse paints it.
+ */
+export function widgetLegend(legend, regionsText) {
+  const served = new Map(legend.map((entry) => [entry.name, entry]));
+  const on = new Set(parseRegionList(regionsText));
+  return FACE_REGION_NAMES.map((name) => ({
+    name,
+    label: regionLabel(name),
+    colour: served.get(name)?.colour ?? FALLBACK_COLOURS[name],
+    mask: null,
+    on: on.has(name),
+  }));
 }

@@ -118,3 +118,46 @@ test("identityView: all pass, distance metric, no faces, nothing at all", () => 
   assert.equal(identityView({ images: [] }), null, "nothing is drawn for a node without identity output");
   assert.equal(summaryText({ summary: [{ text: "a" }, "b", ""] }), "a\nb");
 });
+
+// Rows exactly as nodes/identity.py sends them (core/identity.py FaceReport.as_dict()).
+const guardRow = (over) => ({
+  frame: 0,
+  face: 0,
+  score: 0.94,
+  threshold: 0.6,
+  passed: true,
+  action: "none",
+  blend: 0.0,
+  final_score: 0.94,
+  status: "matched",
+  box: [10, 20, 100, 120],
+  ...over,
+});
+
+test("IdentityGuard's own rows: matched, blended back, missing and extra faces", () => {
+  const view = identityView({
+    portrait_polish_identity: [
+      guardRow({}),
+      guardRow({ face: 1, score: 0.52, passed: false, action: "blend", blend: 0.234, final_score: 0.612 }),
+      guardRow({ face: 2, score: -1.0, passed: false, action: "report", final_score: -1.0, status: "missing_in_retouched" }),
+      guardRow({ face: 3, score: -1.0, passed: false, action: "blend", blend: 1.0, final_score: null, status: "extra_in_retouched" }),
+    ],
+  });
+  assert.equal(view.status, "fail");
+  assert.equal(view.higherIsBetter, true);
+  assert.equal(view.rows[0].text, "frame 1 face 1  0.940 \u2265 0.600  PASS  kept");
+  assert.equal(view.rows[1].text, "frame 1 face 2  0.520 < 0.600  FAIL  blended back 23% \u2192 0.612");
+  assert.equal(view.rows[2].score, null, "the -1 sentinel of an unpaired face is not shown as a score");
+  assert.equal(view.rows[2].text, "frame 1 face 3  \u2013 < 0.600  FAIL  reported only  missing in retouched");
+  assert.equal(view.rows[3].text, "frame 1 face 4  \u2013 < 0.600  FAIL  blended back 100%  extra in retouched");
+  assert.match(view.headline, /3\/4 failed/);
+  assert.match(view.headline, /lowest 0\.520/, "the worst measured face, sentinels left out");
+});
+
+test("IdentityGuard with action 'original': every face reports the fallback", () => {
+  const view = identityView({
+    portrait_polish_identity: [guardRow({ score: 0.3, passed: false, action: "original", final_score: 1.0 })],
+  });
+  assert.equal(view.rows[0].text, "frame 1 face 1  0.300 < 0.600  FAIL  fell back to the original");
+  assert.equal(view.colour, STATUS_COLOURS.fail);
+});

@@ -35,8 +35,18 @@ from .errors import (
     ParameterError,
     RunnerError,
     TransientServerError,
+    WorkflowError,
 )
-from .workflow import ApiGraph, apply_sets, copy_graph, find_node, load_workflow, loader_nodes, validate_graph
+from .workflow import (
+    ApiGraph,
+    apply_sets,
+    copy_graph,
+    find_node,
+    load_workflow,
+    loader_nodes,
+    output_nodes,
+    validate_graph,
+)
 
 log = logging.getLogger("portrait_polish")
 
@@ -305,6 +315,8 @@ class Batch:
             self.workflow_file = Path(workflow)
             self.name = _slug(name or self.workflow_file.stem)
         validate_graph(self.graph, self.object_info, skip=self._loader_skips(self.graph))
+        if not output_nodes(self.graph, self.object_info):
+            raise WorkflowError("the workflow has no output node (SaveImage or PreviewImage): nothing would be kept")
         self.sets = apply_sets(self.graph, self.object_info, sets or [])
         loaders = loader_nodes(self.graph)
         if input_node:

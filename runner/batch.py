@@ -538,8 +538,15 @@ class Batch:
                 raise JobFailed(f"{self.output_dir / name} exists and was not written for these settings; "
                                 "use --overwrite to replace it", reason="output_exists")
         reports = _reports(job.graph or {}, result, self.graph)
-        timings = {"total_seconds": round(time.perf_counter() - started, 4)}
-        timings.update({k: round(v, 4) for k, v in (result.timings or {}).items()})
+        timings: dict[str, Any] = {"total_seconds": round(time.perf_counter() - started, 4)}
+        node_timings = {k: v for k, v in (result.timings or {}).items() if not k.endswith("_seconds")}
+        if node_timings:
+            timings["nodes_seconds"] = {k: round(v, 4) for k, v in node_timings.items()}
+            timings["engine_seconds"] = round(sum(node_timings.values()), 4)
+        timings.update({k: round(v, 4) for k, v in (result.timings or {}).items() if k.endswith("_seconds")})
+        engine_seconds = timings.get("engine_seconds", timings.get("execution_seconds"))
+        if engine_seconds is not None:
+            timings["runner_overhead_seconds"] = round(timings["total_seconds"] - engine_seconds, 4)
         sidecars = []
         for name, (node_id, ref) in zip(names, saved, strict=True):
             data = self.engine.fetch(ref)

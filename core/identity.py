@@ -294,20 +294,18 @@ def apply_blend(retouched: np.ndarray, original: np.ndarray, window: tuple[int, 
 class _FrameScorer:
     """Scores candidate frames against one original face (re-detecting near it)."""
 
-    def __init__(self, backend: EmbeddingBackend, original_face: FaceLocation, original_embedding: np.ndarray, height: int, width: int) -> None:
+    def __init__(self, backend: EmbeddingBackend, original_face: FaceLocation, original_embedding: np.ndarray) -> None:
         self.backend = backend
         self.face = original_face
         self.embedding = original_embedding
-        x, y, w, h = original_face.box
-        pad = 1.0 * max(w, h)
-        self.window = (max(0, int(x - pad)), max(0, int(y - pad)), min(width, int(np.ceil(x + w + pad))), min(height, int(np.ceil(y + h + pad))))
 
     def locate(self, rgb: np.ndarray) -> FaceLocation | None:
-        x0, y0, x1, y1 = self.window
-        found = detect(rgb[y0:y1, x0:x1])
-        shifted = [FaceLocation((f.box[0] + x0, f.box[1] + y0, f.box[2], f.box[3]), f.keypoints5 + np.array([x0, y0])) for f in found]
-        pairs, _missing, _extra = match_faces([self.face], shifted)
-        return shifted[pairs[0]] if 0 in pairs else None
+        # The whole frame, exactly as the first measurement did: detecting on a crop gives
+        # YuNet a different input scale, and the box jitter alone moves a dlib score by
+        # up to ~0.05, enough to flip a verdict near the threshold.
+        found = detect(rgb)
+        pairs, _missing, _extra = match_faces([self.face], found)
+        return found[pairs[0]] if 0 in pairs else None
 
     def score(self, rgb: np.ndarray) -> tuple[float, FaceLocation | None]:
         face = self.locate(rgb)
@@ -466,7 +464,7 @@ def guard_identity(
                     r.action, r.blend = "blend", 1.0
                     continue
                 i = r.face
-                scorer = _FrameScorer(model, faces[i], embeddings[i], height, width)
+                scorer = _FrameScorer(model, faces[i], embeddings[i])
                 ret_face = ret_faces[pairs[i]] if i in pairs else None
                 window, mask = blend_region(faces[i], ret_face, parsed_faces[i], height, width)
                 amount, final, frame_out = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)

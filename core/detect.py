@@ -278,3 +278,61 @@ def face_landmarks(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
         if best is not None and best_dist < max(w, h) * 0.5:
             return best
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# Person / background (MediaPipe selfie segmentation through the Tasks ImageSegmenter)
+
+# Long side of the copy the segmenter sees (the model itself works at 256×256).
+PERSON_INPUT_SIZE = 512
+
+
+class _Segmenter:
+    def __init__(self, path: str) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.ImageSegmenterOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.IMAGE,
+            output_confidence_masks=True,
+            output_category_mask=False,
+        )
+        try:
+            self.task = vision.ImageSegmenter.create_from_options(options)
+        except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad files
+            raise ModelFileError(f"could not load the MediaPipe selfie segmentation model from {path}: {exc}") from exc
+        self.lock = threading.Lock()
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(self.close)
+
+    def close(self) -> None:
+        with self.lock:
+            task, self.task = self.task, None
+        if task is not None:
+            try:
+                task.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        with self.lock:
+            if self.task is None:
+                raise RuntimeError("selfie segmenter was closed")
+            result = self.task.segment(image)
+            person = np.array(result.confidence_masks[0].numpy_view(), np.float32, copy=True)
+        return person.reshape(person.shape[0], person.shape[1])
+
+
+def _segmenter() -> _Segmenter:
+    path = model_path("selfie_segmentation")
+    return cached_model(("selfie_segmentation", str(path)), lambda: _Segmenter(str(path)))
+
+
+def person_probability(rgb: np.ndarray) -> np.ndarray:
+    """Soft person (foreground) probability of an ``H×W×3`` uint8 RGB frame, at reduced
+    resolution (long side :data:`PERSON_INPUT_SIZE`), float32 0..1."""
+    scaled, _ = _resize_long_side(rgb, min(PERSON_INPUT_SIZE, max(rgb.shape[:2])))
+    return np.clip(_segmenter().segment(scaled), 0.0, 1.0)

@@ -15,6 +15,7 @@ The only 8-bit data are the copies handed to the detectors (model input). Masks 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from . import detect
 from .colour import rgb_to_lab
-from .filters import gaussian_blur
+from .filters import box_filter, gaussian_blur
 from .regions import FACE_REGION_NAMES, Face, FaceRegions, ImageFaces, clamp_crop
 from .tensors import to_rgb
 
@@ -137,6 +138,7 @@ NOSE = [
 JAW = [132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361]
 # Mid-cheek points, where the skin colour model samples the face's own skin.
 CHEEK_POINTS = [50, 101, 118, 117, 123, 280, 330, 347, 346, 352, 36, 266, 205, 425]
+FOREHEAD_POINTS = [151, 108, 337, 69, 299, 9]
 
 # Regions that swap under a horizontal flip.
 LEFT_RIGHT_PAIRS = (("left_brow", "right_brow"), ("left_eye_white", "right_eye_white"), ("left_iris", "right_iris"))
@@ -152,6 +154,10 @@ class ParseOptions:
     faces: str = "all"  # "all", "largest", or a face index ("0", "1", ...)
     feather: float = 1.0
     try_rotations: bool = True
+    refine: bool = True  # pixel refinements: skin colour model, edge snapping
+    person: bool = True  # run the person/background segmenter (needed for hair)
+    backend: str = "mediapipe"  # or "bisenet"
+    bisenet_model: str = "bisenet"  # models.json id, file name in face_parsing, or a path
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,35 +271,160 @@ def teeth_likelihood(lab: torch.Tensor, skin_lightness: float) -> torch.Tensor:
 # Per-face masks
 
 
-def _face_masks(crop_rgb: torch.Tensor, lm_crop: np.ndarray, feather: float) -> dict[str, torch.Tensor]:
-    """Region masks on one face crop (``[h, w, 3]`` float), landmarks in crop pixels."""
+def _sample_points(values: torch.Tensor, points: np.ndarray) -> torch.Tensor:
+    """Values ``[h, w, C]`` at integer-rounded points (clipped into the image) -> ``[N, C]``."""
+    height, width = values.shape[:2]
+    pts = np.clip(np.round(points).astype(int), 0, [width - 1, height - 1])
+    return values[torch.from_numpy(pts[:, 1]), torch.from_numpy(pts[:, 0])]
+
+
+def skin_likelihood(
+    lab: torch.Tensor, samples: torch.Tensor, sample_xy: np.ndarray, tolerance: float = 1.0
+) -> torch.Tensor:
+    """Soft 0..1 'this pixel is this face's skin' from the face's own cheek/forehead samples.
+
+    Chroma (a*, b*) must match the samples closely; lightness follows a plane fitted to the
+    samples over the face (so side light does not cut the shadowed half away) with a wide
+    tolerance. Beard, stubble, glasses frames, hair strands and most backgrounds differ in
+    chroma or by a large lightness step and drop out.
+    """
+    height, width = lab.shape[:2]
+    a_ref = samples[:, 1].median()
+    b_ref = samples[:, 2].median()
+    a_spread = torch.clamp((samples[:, 1] - a_ref).abs().median() * 1.5, min=3.0)
+    b_spread = torch.clamp((samples[:, 2] - b_ref).abs().median() * 1.5, min=3.5)
+    # Lightness plane L = c0 + c1·x + c2·y by least squares over the samples.
+    xy = torch.from_numpy(np.asarray(sample_xy, np.float32))
+    design = torch.cat([torch.ones(len(xy), 1), xy / max(height, width)], dim=1)
+    coeffs = torch.linalg.lstsq(design, samples[:, 0:1]).solution[:, 0]
+    residual = samples[:, 0] - design @ coeffs
+    l_spread = torch.clamp(residual.abs().median() * 1.5, min=7.0)
+    ys = torch.arange(height, dtype=torch.float32)[:, None] / max(height, width)
+    xs = torch.arange(width, dtype=torch.float32)[None, :] / max(height, width)
+    l_expected = coeffs[0] + coeffs[1] * xs + coeffs[2] * ys
+    d2 = (
+        ((lab[..., 0] - l_expected) / (2.2 * l_spread)) ** 2
+        + ((lab[..., 1] - a_ref) / (2.2 * a_spread)) ** 2
+        + ((lab[..., 2] - b_ref) / (2.2 * b_spread)) ** 2
+    ) / tolerance**2
+    # 1 inside the model's core, falling smoothly to 0 beyond ~1.5 spreads.
+    return torch.sigmoid((1.6 - d2) * 3.0)
+
+
+def fast_guided_filter(
+    guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float, factor: int = 2
+) -> torch.Tensor:
+    """Colour-guided filter with its linear coefficients computed at ``1/factor`` resolution
+    (He & Sun, "Fast Guided Filter", 2015): the coefficients are smooth, so upsampling them
+    and applying them to the full-resolution guide keeps the edges at full resolution.
+
+    ``guide`` ``[1, 3, H, W]``, ``source`` ``[1, C, H, W]``; returns ``[1, C, H, W]``.
+    """
+    height, width = guide.shape[2:]
+    if factor > 1 and min(height, width) >= 8 * factor:
+        small_guide = F.interpolate(guide, scale_factor=1.0 / factor, mode="area")
+        small_source = F.interpolate(source, scale_factor=1.0 / factor, mode="area")
+        small_radius = max(1, round(radius / factor))
+    else:
+        small_guide, small_source, small_radius = guide, source, radius
+    mean_g = box_filter(small_guide, small_radius)  # [1,3,h,w]
+    h, w = small_guide.shape[2:]
+    sigma = torch.empty(h, w, 3, 3, dtype=torch.float32)
+    for i in range(3):
+        for j in range(i, 3):
+            value = (
+                box_filter(small_guide[:, i : i + 1] * small_guide[:, j : j + 1], small_radius)[0, 0]
+                - mean_g[0, i] * mean_g[0, j]
+            )
+            sigma[..., i, j] = value
+            sigma[..., j, i] = value
+    sigma_inv = torch.linalg.inv(sigma + eps * torch.eye(3))
+    mean_s = box_filter(small_source, small_radius)[0]  # [C,h,w]
+    cov = torch.stack(
+        [
+            box_filter(small_guide[:, i : i + 1] * small_source, small_radius)[0] - mean_g[0, i] * mean_s
+            for i in range(3)
+        ],
+        dim=-1,
+    )  # [C,h,w,3]
+    a = (sigma_inv[None] @ cov[..., None])[..., 0]  # [C,h,w,3]
+    b = mean_s - (a * mean_g[0].permute(1, 2, 0)[None]).sum(-1)  # [C,h,w]
+    channels = source.shape[1]
+    a_mean = box_filter(a.permute(0, 3, 1, 2).reshape(1, channels * 3, h, w), small_radius)
+    b_mean = box_filter(b[None], small_radius)
+    if (h, w) != (height, width):
+        a_mean = F.interpolate(a_mean, size=(height, width), mode="bilinear", align_corners=False)
+        b_mean = F.interpolate(b_mean, size=(height, width), mode="bilinear", align_corners=False)
+    a_full = a_mean.reshape(channels, 3, height, width)
+    return ((a_full * guide[0][None]).sum(1) + b_mean[0])[None]
+
+
+def _closing(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grey closing (max then min filter): fills dark holes narrower than ``2·radius`` px
+    (pores, freckles, moles must stay inside the skin)."""
+    if radius <= 0:
+        return mask
+    x = mask[None, None]
+    x = F.max_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+    x = -F.max_pool2d(-x, 2 * radius + 1, stride=1, padding=radius)
+    return x[0, 0]
+
+
+def _head_region(shape: tuple[int, int], lm: np.ndarray) -> np.ndarray:
+    """Where this face's hair can be: an ellipse over the head, wider and taller than the face."""
+    import cv2
+
+    eye_mid, up, dist = _face_axes(lm)
+    oval = lm[FACE_OVAL, :2]
+    half_width = float(np.max(np.abs((oval - eye_mid) @ np.array([up[1], -up[0]]))))
+    center = eye_mid + up * 0.55 * dist
+    axes = (max(1, round(half_width * 1.45)), max(1, round(dist * 2.5)))
+    angle = math.degrees(math.atan2(up[0], -up[1]))
+    mask = np.zeros(shape, np.float32)
+    cv2.ellipse(mask, (round(center[0]), round(center[1])), axes, angle, 0, 360, 1.0, thickness=-1)
+    return mask
+
+
+def _face_masks(
+    crop_rgb: torch.Tensor,
+    lm_crop: np.ndarray,
+    feather: float,
+    person: torch.Tensor | None = None,
+    refine: bool = True,
+    bisenet: torch.nn.Module | None = None,
+) -> dict[str, torch.Tensor]:
+    """Region masks on one face crop (``[h, w, 3]`` float), landmarks in crop pixels.
+
+    ``person`` is the person probability already resampled to the crop's working size
+    (see :func:`_work_size`), or None. ``refine`` turns the pixel refinements on (skin
+    colour model, edge snapping); the landmark geometry is used either way.
+    """
     height, width = crop_rgb.shape[:2]
     scale = face_scale_from_landmarks(lm_crop)
-    factor = min(1.0, WORK_FACE_PX / max(scale, 1.0))
-    work_h, work_w = max(1, round(height * factor)), max(1, round(width * factor))
+    work_h, work_w = _work_size(height, width, scale)
     fy, fx = work_h / height, work_w / width
     lm = lm_crop[:, :2] * np.array([fx, fy])
     shape = (work_h, work_w)
     work_rgb = crop_rgb
     if (work_h, work_w) != (height, width):
         work_rgb = F.interpolate(crop_rgb.permute(2, 0, 1)[None], size=shape, mode="area")[0].permute(1, 2, 0)
+    work_rgb = work_rgb.clamp(0.0, 1.0)
     work_scale = scale * (fx + fy) / 2
 
     def poly(indices: Sequence[int]) -> np.ndarray:
         return lm[list(indices)]
 
     eye_open = {side: _fill(shape, [poly(idx)]) for side, idx in (("right", RIGHT_EYE), ("left", LEFT_EYE))}
-    iris = {}
+    hard: dict[str, np.ndarray] = {}
     for side, center, ring in (
         ("right", RIGHT_IRIS_CENTER, RIGHT_IRIS_RING),
         ("left", LEFT_IRIS_CENTER, LEFT_IRIS_RING),
     ):
         radius = float(np.mean(np.hypot(*(lm[ring] - lm[center]).T)))
-        iris[side] = _disc(shape, lm[center], radius) * eye_open[side]
-    hard: dict[str, np.ndarray] = {}
-    for side in ("right", "left"):
-        hard[f"{side}_iris"] = iris[side]
-        hard[f"{side}_eye_white"] = np.clip(eye_open[side] - iris[side], 0.0, 1.0)
+        # The landmark circle, clipped to the eye opening: eyelids cover part of the iris.
+        iris = _disc(shape, lm[center], radius) * eye_open[side]
+        hard[f"{side}_iris"] = iris
+        hard[f"{side}_eye_white"] = np.clip(eye_open[side] - iris, 0.0, 1.0)
     hard["right_brow"] = _fill(shape, [poly(RIGHT_BROW)])
     hard["left_brow"] = _fill(shape, [poly(LEFT_BROW)])
     inner = np.vstack([poly(LIPS_INNER_UPPER), poly(LIPS_INNER_LOWER)[1:-1]])
@@ -317,19 +448,88 @@ def _face_masks(crop_rgb: torch.Tensor, lm_crop: np.ndarray, feather: float) -> 
     )
     hard["skin"] = np.clip(oval - features, 0.0, 1.0)
     hard["neck"] = np.clip(_fill(shape, [_neck_polygon(lm)]) - oval, 0.0, 1.0)
+    head = _head_region(shape, lm)
 
-    # Feather: a Gaussian whose width follows the face size (≈0.5 % of the face width).
-    sigma = max(0.0, feather) * 0.005 * work_scale
     masks = {name: torch.from_numpy(value) for name, value in hard.items()}
-    if sigma > 0.3:
-        masks = {name: gaussian_blur(value, sigma).clamp(0.0, 1.0) for name, value in masks.items()}
+    lab = rgb_to_lab(work_rgb)
+    sample_xy = poly(CHEEK_POINTS + FOREHEAD_POINTS)
+    samples = _sample_points(
+        rgb_to_lab(gaussian_blur(work_rgb.permute(2, 0, 1), max(1.0, 0.01 * work_scale)).permute(1, 2, 0)), sample_xy
+    )
+    skin_lightness = float(samples[:, 0].median())
 
-    # Teeth: mouth interior ∩ enamel-coloured pixels.
-    lab = rgb_to_lab(work_rgb.clamp(0.0, 1.0))
-    cheeks = np.clip(np.round(lm[CHEEK_POINTS]).astype(int), 0, [work_w - 1, work_h - 1])
-    skin_lightness = float(lab[cheeks[:, 1], cheeks[:, 0], 0].median())
-    masks["teeth"] = masks["mouth_interior"] * teeth_likelihood(lab, skin_lightness)
-    masks["hair"] = torch.zeros(shape, dtype=torch.float32)
+    if bisenet is not None:
+        # The network decides skin/brows/eyes/lips/nose/neck/hair; landmarks still give the
+        # iris circle and the left/right split, and pixels give the teeth.
+        masks.update(_bisenet_regions(bisenet, work_rgb, lm, masks))
+        refine = False
+
+    if refine:
+        # Skin colour model on a lightly blurred copy, closed so pores, freckles and moles
+        # stay in; what is left out is large: beard, brows' stray hairs, frames, hair, hands.
+        blurred_lab = rgb_to_lab(
+            gaussian_blur(work_rgb.permute(2, 0, 1), max(0.5, 0.003 * work_scale)).permute(1, 2, 0)
+        )
+        likelihood = _closing(skin_likelihood(blurred_lab, samples, sample_xy), max(1, round(0.008 * work_scale)))
+        skin_geo = masks["skin"]
+        refined = skin_geo * likelihood
+        # A colour model that rejects most of the face is a colour model gone wrong (odd
+        # light, face paint): relax it rather than lose the face.
+        kept = float(refined.sum()) / max(float(skin_geo.sum()), 1.0)
+        if kept < 0.6:
+            relaxed = _closing(
+                skin_likelihood(blurred_lab, samples, sample_xy, tolerance=1.8), max(1, round(0.008 * work_scale))
+            )
+            refined = skin_geo * relaxed
+            likelihood = relaxed
+        masks["skin"] = refined
+        neck = masks["neck"] * likelihood
+        if person is not None:
+            neck = neck * person
+        masks["neck"] = neck
+
+    # Teeth: mouth interior ∩ enamel-coloured pixels (gums, tongue, dark cavity excluded).
+    teeth = teeth_likelihood(lab, skin_lightness)
+    # Hair: person ∩ head region, minus the face and skin-coloured pixels.
+    face_area = torch.from_numpy(np.maximum(oval, features))
+    if bisenet is not None:
+        hair = masks["hair"]
+    elif person is not None:
+        not_skin = 1.0 - (skin_likelihood(lab, samples, sample_xy, tolerance=1.2) if refine else torch.zeros(shape))
+        hair = person * torch.from_numpy(head) * (1.0 - masks["skin"]) * not_skin
+        # Inside the face oval only what is clearly not skin *above the eyes* (a fringe);
+        # below them it is beard or stubble, which is not head hair.
+        eye_mid, up, _ = _face_axes(lm)
+        ys = torch.arange(shape[0], dtype=torch.float32)[:, None] - float(eye_mid[1])
+        xs = torch.arange(shape[1], dtype=torch.float32)[None, :] - float(eye_mid[0])
+        above_eyes = ((xs * float(up[0]) + ys * float(up[1])) > 0).to(torch.float32)
+        hair = hair * (1.0 - face_area * (1.0 - not_skin * above_eyes))
+        hair = hair * (1.0 - torch.from_numpy(features)) * (1.0 - masks["neck"])
+    else:
+        hair = torch.zeros(shape, dtype=torch.float32)
+    masks["hair"] = hair.clamp(0.0, 1.0)
+
+    if refine:
+        # Snap edges to the image: one colour-guided filter over all regions at once.
+        radius = max(1, round(0.01 * work_scale))
+        names = [
+            n
+            for n in ("skin", "neck", "hair", "upper_lip", "lower_lip", "left_brow", "right_brow", "nose")
+            if n in masks
+        ]
+        stack = torch.stack([masks[n] for n in names])[None]
+        guide = work_rgb.permute(2, 0, 1)[None]
+        snapped = fast_guided_filter(guide, stack, radius, 2e-3)[0].clamp(0.0, 1.0)
+        for index, name in enumerate(names):
+            masks[name] = snapped[index]
+
+    # Feather: a Gaussian whose width follows the face size (≈0.4 % of the face width).
+    sigma = max(0.0, feather) * 0.004 * work_scale
+    if sigma > 0.3:
+        names = list(masks)
+        blurred = gaussian_blur(torch.stack([masks[n] for n in names])[None], sigma)[0].clamp(0.0, 1.0)
+        masks = {name: blurred[i] for i, name in enumerate(names)}
+    masks["teeth"] = masks["mouth_interior"] * teeth
 
     out: dict[str, torch.Tensor] = {}
     for name in FACE_REGION_NAMES:
@@ -338,6 +538,85 @@ def _face_masks(crop_rgb: torch.Tensor, lm_crop: np.ndarray, feather: float) -> 
             value = F.interpolate(value[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
         out[name] = value.clamp(0.0, 1.0).contiguous()
     return out
+
+
+def _bisenet_regions(
+    model: torch.nn.Module, work_rgb: torch.Tensor, lm: np.ndarray, geometry: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Region masks from BiSeNet's softmax probabilities, warped back onto the working crop."""
+    import cv2
+
+    from .bisenet import CELEBAMASK_LABELS, INPUT_SIZE, aligned_face_transform, parse_probabilities
+
+    height, width = work_rgb.shape[:2]
+    matrix = aligned_face_transform(lm)
+    face = cv2.warpAffine(
+        work_rgb.numpy(), matrix, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    probs = parse_probabilities(model, torch.from_numpy(face).permute(2, 0, 1)[None])[0].numpy()
+    back = np.stack(
+        [
+            cv2.warpAffine(
+                probs[c],
+                matrix,
+                (width, height),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
+            for c in range(probs.shape[0])
+        ]
+    )
+    p = {name: torch.from_numpy(back[i]) for i, name in enumerate(CELEBAMASK_LABELS)}
+    # Which side of the face each pixel is on (subject's left = towards landmark 473), so
+    # the split does not depend on how the dataset named its sides.
+    eye_mid = (lm[RIGHT_IRIS_CENTER] + lm[LEFT_IRIS_CENTER]) / 2
+    axis = lm[LEFT_IRIS_CENTER] - lm[RIGHT_IRIS_CENTER]
+    ys = torch.arange(height, dtype=torch.float32)[:, None] - float(eye_mid[1])
+    xs = torch.arange(width, dtype=torch.float32)[None, :] - float(eye_mid[0])
+    left_side = ((xs * float(axis[0]) + ys * float(axis[1])) > 0).to(torch.float32)
+    brows = p["l_brow"] + p["r_brow"]
+    eyes = p["l_eye"] + p["r_eye"]
+    out = {
+        "skin": p["skin"],
+        "nose": p["nose"],
+        "left_brow": brows * left_side,
+        "right_brow": brows * (1 - left_side),
+        "upper_lip": p["u_lip"],
+        "lower_lip": p["l_lip"],
+        "mouth_interior": p["mouth"],
+        "neck": p["neck"],
+        "hair": p["hair"],
+    }
+    for side, weight in (("left", left_side), ("right", 1 - left_side)):
+        opening = eyes * weight
+        iris = torch.minimum(geometry[f"{side}_iris"], opening)
+        out[f"{side}_iris"] = iris
+        out[f"{side}_eye_white"] = (opening - iris).clamp(0.0, 1.0)
+    return {k: v.clamp(0.0, 1.0) for k, v in out.items()}
+
+
+def _work_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """Size of the working copy of a crop: face width about :data:`WORK_FACE_PX`, never upscaled."""
+    factor = min(1.0, WORK_FACE_PX / max(scale, 1.0))
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def _person_on_crop(
+    person: torch.Tensor, crop: tuple[int, int, int, int], frame: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
+    """Sample the low-resolution person map over a crop window at ``size`` (h, w)."""
+    x0, y0, x1, y1 = crop
+    frame_h, frame_w = frame
+    ys = y0 + (torch.arange(size[0], dtype=torch.float32) + 0.5) * (y1 - y0) / size[0]
+    xs = x0 + (torch.arange(size[1], dtype=torch.float32) + 0.5) * (x1 - x0) / size[1]
+    grid_y = ys / frame_h * 2 - 1
+    grid_x = xs / frame_w * 2 - 1
+    grid = torch.stack(torch.meshgrid(grid_x, grid_y, indexing="xy"), dim=-1)[None]
+    sampled = F.grid_sample(
+        person[None, None].to(torch.float32), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return sampled[0, 0].clamp(0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -374,6 +653,11 @@ def parse_frame(rgb: torch.Tensor, options: ParseOptions) -> ImageFaces:
     item = ImageFaces(height=height, width=width)
     model_input = _uint8_model_input(rgb)
     detections = select_faces(detect.detect_faces(model_input, options.confidence, options.try_rotations), options)
+    bisenet = _bisenet_model(options.bisenet_model) if options.backend == "bisenet" and detections else None
+    person = None
+    if options.person and detections:
+        person = torch.from_numpy(detect.person_probability(model_input))
+        item.person = person
     for det in detections:
         lm = detect.face_landmarks(model_input, det)
         crop = crop_window(det.box, height, width)
@@ -400,12 +684,36 @@ def parse_frame(rgb: torch.Tensor, options: ParseOptions) -> ImageFaces:
             lm_crop = lm.copy()
             lm_crop[:, 0] -= x0
             lm_crop[:, 1] -= y0
-            face.masks = _face_masks(rgb[y0:y1, x0:x1], lm_crop, options.feather)
+            work = _work_size(y1 - y0, x1 - x0, face.scale)
+            person_crop = None if person is None else _person_on_crop(person, crop, (height, width), work)
+            face.masks = _face_masks(rgb[y0:y1, x0:x1], lm_crop, options.feather, person_crop, options.refine, bisenet)
             face.info["landmarks"] = True
         item.faces.append(face)
     if not item.faces:
         log.info("portrait_polish: no face found in a %dx%d frame; its masks are empty", width, height)
     return item
+
+
+def _bisenet_model(name: str) -> torch.nn.Module:
+    """The BiSeNet weights named by a models.json id, a file in the face_parsing folder or a path."""
+    from pathlib import Path
+
+    from . import comfy
+    from .bisenet import cached_bisenet
+    from .models import find_file, model_path, spec_for
+
+    path = Path(name)
+    if not path.is_file():
+        try:
+            spec_for(name)
+            path = model_path(name)
+        except KeyError:
+            found = find_file(name, "face_parsing")
+            if found is None:
+                path = model_path("bisenet")  # explains where to put the file
+            else:
+                path = found
+    return cached_bisenet(path, comfy.torch_device())
 
 
 def _box_only_masks(face: Face) -> dict[str, torch.Tensor]:
@@ -430,6 +738,10 @@ def parse_faces(
     faces: str = "all",
     feather: float = 1.0,
     try_rotations: bool = True,
+    refine: bool = True,
+    person: bool = True,
+    backend: str = "mediapipe",
+    bisenet_model: str = "bisenet",
 ) -> FaceRegions:
     """Find every face of every frame of an IMAGE ``[B, H, W, C]`` and its region masks.
 
@@ -437,7 +749,13 @@ def parse_faces(
     the result always has one entry per frame, in order. Grey and RGBA inputs are parsed
     from their RGB view.
     """
+    if backend not in ("mediapipe", "bisenet"):
+        raise ValueError(f"unknown face parsing backend {backend!r}; use 'mediapipe' or 'bisenet'")
     options = ParseOptions(
+        backend=backend,
+        bisenet_model=bisenet_model,
+        refine=refine,
+        person=person,
         min_face_size=min_face_size,
         confidence=confidence,
         max_faces=max_faces,
@@ -447,7 +765,137 @@ def parse_faces(
     )
     rgb, _, _ = to_rgb(image)
     images = [parse_frame(rgb[index], options) for index in range(rgb.shape[0])]
-    return FaceRegions(images=images, backend="mediapipe", info={"options": options.__dict__.copy()})
+    return FaceRegions(images=images, backend=backend, info={"options": options.__dict__.copy()})
+
+
+# ---------------------------------------------------------------------------------------
+# Picking, growing and drawing regions (what the nodes output)
+
+# Preview colours per region (also sent to the canvas legend).
+REGION_COLOURS: dict[str, str] = {
+    "skin": "#f0a040",
+    "neck": "#c07830",
+    "nose": "#f0e040",
+    "left_brow": "#8040ff",
+    "right_brow": "#4080ff",
+    "left_eye_white": "#40f0f0",
+    "right_eye_white": "#40f0a0",
+    "left_iris": "#ff3030",
+    "right_iris": "#3030ff",
+    "upper_lip": "#ff3090",
+    "lower_lip": "#d020d0",
+    "mouth_interior": "#700020",
+    "teeth": "#30ff30",
+    "hair": "#804010",
+    "person": "#a0a0a0",
+    "background": "#202020",
+}
+
+
+def choose_faces(item: ImageFaces, faces: str = "all", index: int = 0) -> list[int]:
+    """Indices of the faces to use: ``all``, ``largest`` or ``index`` (faces are ordered
+    left to right; an index past the last face selects none)."""
+    if not item.faces:
+        return []
+    if faces == "largest":
+        return [max(range(len(item.faces)), key=lambda i: item.faces[i].area())]
+    if faces == "index":
+        return [index] if 0 <= index < len(item.faces) else []
+    return list(range(len(item.faces)))
+
+
+def _grow_feather(mask: torch.Tensor, grow_px: float, feather_px: float) -> torch.Tensor:
+    """Grow (dilate, > 0) or shrink (erode, < 0) by ``grow_px`` and blur by ``feather_px``."""
+    radius = int(round(abs(grow_px)))
+    if radius > 0:
+        x = mask[None, None]
+        if grow_px > 0:
+            x = F.max_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+        else:
+            x = -F.max_pool2d(-x, 2 * radius + 1, stride=1, padding=radius)
+        mask = x[0, 0]
+    if feather_px > 0.3:
+        mask = gaussian_blur(mask, feather_px).clamp(0.0, 1.0)
+    return mask
+
+
+def region_mask(
+    item: ImageFaces,
+    regions: str | Sequence[str],
+    faces: str = "all",
+    index: int = 0,
+    grow: float = 0.0,
+    feather: float = 0.0,
+) -> torch.Tensor:
+    """Full-frame ``[H, W]`` union of ``regions`` over the chosen faces.
+
+    ``grow`` and ``feather`` are in percent of each face's size (``Face.scale``), so one
+    setting fits every face of a group photo and every resolution. ``person`` and
+    ``background`` come from the frame's person mask (grown/feathered relative to the
+    largest face, or not at all when there is none).
+    """
+    from .regions import IMAGE_REGION_NAMES, expand_region_names, person_mask
+
+    names = expand_region_names(regions)
+    face_names = [n for n in names if n in FACE_REGION_NAMES]
+    out = torch.zeros(item.height, item.width, dtype=torch.float32)
+    chosen = choose_faces(item, faces, index)
+    for i in chosen:
+        face = item.faces[i]
+        if not face_names:
+            break
+        grow_px = grow / 100.0 * face.scale
+        feather_px = feather / 100.0 * face.scale
+        pad = int(math.ceil(max(grow_px, 0.0) + 3 * feather_px))
+        x0, y0, x1, y1 = face.crop
+        # Pad the crop so growing and feathering are not cut at the crop's edge.
+        px0, py0 = max(0, x0 - pad), max(0, y0 - pad)
+        px1, py1 = min(item.width, x1 + pad), min(item.height, y1 + pad)
+        local = torch.zeros(py1 - py0, px1 - px0, dtype=torch.float32)
+        local[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] = face.mask(face_names)
+        local = _grow_feather(local, grow_px, feather_px)
+        out[py0:py1, px0:px1] = torch.maximum(out[py0:py1, px0:px1], local)
+    image_names = [n for n in names if n in IMAGE_REGION_NAMES]
+    if image_names and item.person is not None and chosen:
+        person = person_mask(item)
+        assert person is not None
+        scale = max(item.faces[i].scale for i in chosen)
+        if "person" in image_names:
+            out = torch.maximum(out, _grow_feather(person, grow / 100.0 * scale, feather / 100.0 * scale))
+        if "background" in image_names:
+            out = torch.maximum(out, _grow_feather(1.0 - person, grow / 100.0 * scale, feather / 100.0 * scale))
+    return out
+
+
+def preview_regions(
+    rgb: torch.Tensor, item: ImageFaces, regions: Sequence[str] | None = None, opacity: float = 0.55
+) -> torch.Tensor:
+    """The frame ``[H, W, 3]`` with each region painted in its colour (and face boxes outlined)."""
+    out = rgb[..., :3].clone()
+    names = list(regions) if regions is not None else list(FACE_REGION_NAMES)
+    for face in item.faces:
+        x0, y0, x1, y1 = face.crop
+        patch = out[y0:y1, x0:x1]
+        for name in names:
+            mask = face.masks.get(name)
+            if mask is None:
+                continue
+            colour = torch.tensor([int(REGION_COLOURS[name][k : k + 2], 16) / 255.0 for k in (1, 3, 5)])
+            weight = (mask * opacity)[..., None]
+            patch = patch * (1.0 - weight) + colour * weight
+        out[y0:y1, x0:x1] = patch
+        # Face box outline, 2 px or 0.5 % of the face size.
+        bx, by, bw, bh = (round(v) for v in face.box)
+        thick = max(2, round(face.scale * 0.005))
+        bx0, by0 = max(0, bx), max(0, by)
+        bx1, by1 = min(item.width, bx + bw), min(item.height, by + bh)
+        if bx1 > bx0 and by1 > by0:
+            box_colour = torch.tensor([1.0, 1.0, 1.0])
+            out[by0 : by0 + thick, bx0:bx1] = box_colour
+            out[max(by0, by1 - thick) : by1, bx0:bx1] = box_colour
+            out[by0:by1, bx0 : bx0 + thick] = box_colour
+            out[by0:by1, max(bx0, bx1 - thick) : bx1] = box_colour
+    return out.clamp(0.0, 1.0)
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor, threshold: float = 0.5) -> float:
@@ -455,14 +903,3 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor, threshold: float = 0.5) -> float:
     ha, hb = a > threshold, b > threshold
     union = (ha | hb).sum().item()
     return 1.0 if union == 0 else (ha & hb).sum().item() / union
-
-
-__all__ = [
-    "ParseOptions",
-    "parse_faces",
-    "parse_frame",
-    "teeth_likelihood",
-    "mask_iou",
-    "crop_window",
-    "LEFT_RIGHT_PAIRS",
-]

@@ -19,6 +19,16 @@ TYPE_FACTORIES.setdefault("IMAGE", _image)
 TYPE_FACTORIES.setdefault("MASK", lambda: torch.zeros(1, 512, 512))
 
 
+def _face_regions():
+    """A real FaceParse result for the astronaut (one face)."""
+    from portrait_polish.core.parse import parse_faces
+
+    return parse_faces(astronaut())
+
+
+TYPE_FACTORIES.setdefault("FACE_REGIONS", _face_regions)
+
+
 def test_pack_exports_v1_registration():
     assert isinstance(PACK.NODE_CLASS_MAPPINGS, dict)
     assert isinstance(PACK.NODE_DISPLAY_NAME_MAPPINGS, dict)

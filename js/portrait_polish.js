@@ -91,11 +91,12 @@ function removeDefaultPreview(node) {
   }
 }
 
-function addPanel(node, name, element, getMinHeight) {
+function addPanel(node, name, element, getMinHeight, getMaxHeight = undefined) {
   if (typeof node.addDOMWidget !== "function") return null;
   const widget = node.addDOMWidget(name, "portrait_polish", element, {
     serialize: false,
     getMinHeight,
+    ...(getMaxHeight ? { getMaxHeight } : {}),
   });
   // Not part of the workflow's widgets_values nor of the prompt: saved graphs stay identical.
   widget.serialize = false;
@@ -125,7 +126,8 @@ function showIdentity(node, output) {
   if (!view) return;
   if (!state.identity) {
     const panel = new IdentityPanel();
-    if (!addPanel(node, WIDGET_NAMES.identity, panel.root, () => panel.wantedHeight())) return;
+    const height = () => panel.wantedHeight();
+    if (!addPanel(node, WIDGET_NAMES.identity, panel.root, height, height)) return;
     state.identity = panel;
   }
   state.identity.setView(view);
@@ -163,7 +165,9 @@ function showRegions(node, output) {
         redraw(node);
       },
     });
-    if (!addPanel(node, WIDGET_NAMES.regions, widget.root, () => widget.wantedHeight())) return;
+    const height = () => widget.wantedHeight();
+    // the legend grows only when it shows the composited picture itself
+    if (!addPanel(node, WIDGET_NAMES.regions, widget.root, height, () => (widget.showsPicture ? 4096 : height()))) return;
     state.regions = widget;
   }
   const base = normalizeRef(outputList(output, "portrait_polish_regions_base")[0]);

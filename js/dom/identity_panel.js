@@ -13,11 +13,12 @@ export class IdentityPanel {
   wantedHeight() {
     if (!this.view) return 0;
     // monospace 11px is about 6.7 px a character; long rows wrap inside the node's width
-    const perLine = Math.max(20, Math.floor(((this.root.clientWidth || 300) - 16) / 6.7));
+    const perLine = Math.max(20, Math.floor(((this.root.clientWidth || 280) - 16) / 7));
     const lines = (text) => Math.max(1, Math.ceil(text.length / perLine));
     const rows = this.view.rows.slice(0, 6).reduce((sum, row) => sum + lines(row.text), 0);
     const summary = this.view.summary ? this.view.summary.split("\n").slice(0, 3).reduce((sum, t) => sum + lines(t), 0) : 0;
-    return 12 + 18 + (rows + summary) * 15;
+    // + the DOM widget's own margin (10 px above and below the element)
+    return 20 + 12 + 18 + (rows + summary) * 15;
   }
 
   setView(view) {

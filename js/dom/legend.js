@@ -6,6 +6,7 @@
 //   legend - neither: the chips are a colour key for ComfyUI's own preview.
 import {
   canToggle,
+  chipRows,
   paintRegion,
   textColourOn,
   toggleHidden,
@@ -195,9 +196,11 @@ export class RegionLegend {
   }
 
   wantedHeight() {
-    const chips = this.mode === "widget" ? 14 : this.legend.length;
-    const chipRows = Math.max(1, Math.ceil(chips / 3));
-    return (this.toggleable ? 200 : 0) + chipRows * 20 + 20;
+    const width = this.root.clientWidth || 300;
+    const labels = this.mode === "widget" ? widgetLegend(this.legend, "").map((e) => e.label) : this.legend.map((e) => e.label);
+    const rows = Math.max(1, chipRows(labels, width, this.mode !== "legend"));
+    const noteLines = Math.max(1, Math.ceil((this.note.textContent.length * 6.2) / width));
+    return (this.toggleable ? 200 : 0) + rows * 22 + noteLines * 15 + 12 + 20; // + DOM widget margins
   }
 
   destroy() {

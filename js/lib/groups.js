@@ -7,6 +7,7 @@
 export const GROUP_COLOURS = Object.freeze({
   Strength: "#d4a017",
   Regions: "#4fb0e8",
+  Faces: "#e07b39",
   Detail: "#9acd32",
   Colour: "#e0457b",
   Identity: "#2e9e4f",
@@ -14,11 +15,12 @@ export const GROUP_COLOURS = Object.freeze({
   Other: "#777777",
 });
 
-// Ordered: the first rule whose word occurs in the widget name wins.
+// Ordered: the first rule with a word that occurs in the widget name wins.
 const RULES = [
   ["Identity", ["identity", "similarity", "threshold", "on_fail", "action", "embedding", "embedder"]],
-  ["Model", ["model", "backend", "device", "precision", "dtype", "tile", "overlap", "detector", "confidence", "max_faces", "min_face", "face_index", "faces", "scale_by", "upscale"]],
-  ["Regions", ["region", "mask", "feather", "dilate", "erode", "expand", "grow", "protect", "padding", "include", "exclude"]],
+  ["Faces", ["faces", "face_index", "min_face", "confidence", "detector"]],
+  ["Model", ["model", "backend", "device", "precision", "dtype", "tile", "overlap", "upscale", "scale_by"]],
+  ["Regions", ["region", "mask", "feather", "dilate", "erode", "expand", "grow", "protect", "padding", "include", "exclude", "edge", "refine"]],
   ["Colour", ["white", "yellow", "colour", "color", "hue", "saturation", "bright", "contrast", "clarity", "redness", "sclera", "iris", "tone", "warm", "luminance", "vein"]],
   ["Detail", ["pore", "texture", "detail", "radius", "sigma", "frequency", "blemish", "freckle", "mole", "heal", "smooth", "grain", "sharp"]],
   ["Strength", ["strength", "amount", "intensity", "opacity", "mix", "blend"]],

@@ -227,3 +227,23 @@ export function widgetLegend(legend, regionsText) {
     on: on.has(name),
   }));
 }
+
+/**
+ * Rows the legend chips wrap into at `width` px (11 px text: ~6.2 px a character, plus the
+ * checkbox, padding and gap), to size the widget before the browser lays it out.
+ */
+export function chipRows(labels, width, withCheckbox = true) {
+  const available = Math.max(60, Number(width) || 300);
+  let rows = 0;
+  let used = 0;
+  for (const label of labels) {
+    const chip = Math.min(available, 6.2 * String(label).length + (withCheckbox ? 30 : 16) + 3);
+    if (rows === 0 || used + chip > available) {
+      rows += 1;
+      used = chip;
+    } else {
+      used += chip;
+    }
+  }
+  return rows;
+}

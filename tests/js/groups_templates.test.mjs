@@ -25,6 +25,13 @@ test("widget names fall into the groups a retoucher expects", () => {
   assert.equal(groupOf("model_name"), "Model");
   assert.equal(groupOf("tile_size"), "Model");
   assert.equal(groupOf("seed"), "Other");
+  // FaceParse's widgets
+  assert.equal(groupOf("faces"), "Faces");
+  assert.equal(groupOf("max_faces"), "Faces");
+  assert.equal(groupOf("min_face_size"), "Faces");
+  assert.equal(groupOf("confidence"), "Faces");
+  assert.equal(groupOf("edge_softness"), "Regions");
+  assert.equal(groupOf("bisenet_model"), "Model");
   assert.equal(groupOf("strength", { group: "Detail" }), "Detail", "the node definition's own group wins");
 });
 

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
+  FACE_REGION_NAMES,
   FALLBACK_COLOURS,
+  chipRows,
+  formatRegionList,
+  parseRegionList,
+  toggleRegionInList,
+  widgetLegend,
   canToggle,
   hexToRgb,
   hideAll,
@@ -104,4 +110,38 @@ test("paintRegion blends the colour by mask coverage and leaves uncovered pixels
   const viaAlpha = new Uint8ClampedArray([0, 0, 0, 255]);
   paintRegion(viaAlpha, new Uint8ClampedArray([255, 255, 255, 0]), "#ffffff", 1);
   assert.deepEqual([...viaAlpha], [0, 0, 0, 255], "alpha 0 means not covered");
+});
+
+test("FaceParse's regions text: groups expand, toggles write back compactly", () => {
+  assert.deepEqual(parseRegionList("lips"), ["upper_lip", "lower_lip"]);
+  assert.deepEqual(parseRegionList(" Left-Iris + teeth, , hair"), ["left_iris", "teeth", "hair"]);
+  assert.equal(parseRegionList("face").length, 11);
+  assert.deepEqual(parseRegionList("skin, my_region"), ["skin", "my_region"], "unknown names are kept, not dropped");
+  assert.equal(toggleRegionInList("face", "skin"), "nose, brows, eyes, mouth");
+  assert.equal(toggleRegionInList("face", "hair"), "face, hair");
+  assert.equal(toggleRegionInList("eyes, lips", "teeth"), "eyes, lips, teeth");
+  assert.equal(toggleRegionInList("left_iris", "right_iris"), "irises");
+  assert.equal(toggleRegionInList("teeth", "teeth"), "");
+  assert.equal(formatRegionList([...FACE_REGION_NAMES]), "face, neck, teeth, hair");
+  // round trip: what we write parses back to the same set
+  const text = toggleRegionInList("face, hair", "left_brow");
+  assert.deepEqual(new Set(parseRegionList(text)), new Set(parseRegionList("face, hair").filter((n) => n !== "left_brow")));
+});
+
+test("widgetLegend lists every face region, on where the regions text selects it", () => {
+  const chips = widgetLegend([{ name: "skin", colour: "#123456" }], "skin, teeth");
+  assert.deepEqual(chips.map((chip) => chip.name), [...FACE_REGION_NAMES]);
+  assert.equal(chips.find((chip) => chip.name === "skin").colour, "#123456", "the node's own colour wins");
+  assert.equal(chips.find((chip) => chip.name === "teeth").colour, FALLBACK_COLOURS.teeth);
+  assert.deepEqual(chips.filter((chip) => chip.on).map((chip) => chip.name), ["skin", "teeth"]);
+});
+
+test("chipRows wraps chips like the browser will", () => {
+  assert.equal(chipRows([], 300), 0);
+  assert.equal(chipRows(["Skin"], 300), 1);
+  assert.equal(chipRows(["Skin", "Nose"], 60), 2, "a narrow node puts one chip a row");
+  const wide = chipRows(FACE_REGION_NAMES, 2000);
+  const narrow = chipRows(FACE_REGION_NAMES, 270);
+  assert.equal(wide, 1);
+  assert.ok(narrow > wide && narrow <= FACE_REGION_NAMES.length);
 });

@@ -314,10 +314,10 @@ class Batch:
             self.graph, self.ui = load_workflow(workflow, self.object_info)
             self.workflow_file = Path(workflow)
             self.name = _slug(name or self.workflow_file.stem)
+        self.sets = apply_sets(self.graph, self.object_info, sets or [])
         validate_graph(self.graph, self.object_info, skip=self._loader_skips(self.graph))
         if not output_nodes(self.graph, self.object_info):
             raise WorkflowError("the workflow has no output node (SaveImage or PreviewImage): nothing would be kept")
-        self.sets = apply_sets(self.graph, self.object_info, sets or [])
         loaders = loader_nodes(self.graph)
         if input_node:
             self.loader = find_node(self.graph, input_node)
@@ -562,7 +562,7 @@ class Batch:
                 "workflow": {"name": self.name, "file": str(self.workflow_file) if self.workflow_file else None,
                              "api": job.graph},
                 "parameters": job.parameters,
-                "models": models_used(job.graph or {}),
+                "models": models_used(job.graph or {}, self.object_info),
                 "identity_guard": reports,
                 "timings": timings,
                 "engine": self.engine.describe(),
@@ -619,25 +619,40 @@ def _parse_report(items: list[Any]) -> Any:
     return parsed[0] if len(parsed) == 1 else parsed
 
 
-def models_used(graph: ApiGraph) -> list[dict[str, Any]]:
-    """Models a graph uses, with their sha256 from models.json: every required model of each
-    node type in the graph, plus any model file chosen in a widget (e.g. the upscaler)."""
+def models_used(graph: ApiGraph, object_info: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Models a graph uses, with their sha256 from models.json: the required models of each
+    node type in the graph and any model file chosen in a widget (e.g. the upscaler). Where a
+    node has a ``backend`` choice, models that belong to another backend are left out."""
     from ..core.models import registry
+    from .objectinfo import find_input
 
     specs = registry()
     by_file = {spec.filename: spec for spec in specs.values()}
     used: dict[str, Any] = {}
+
+    def related(spec, backend: str) -> bool:
+        return backend.split("_")[0].lower() in spec.id.lower() or backend == spec.folder
+
     for node in graph.values():
         plain = node["class_type"].removeprefix("PortraitPolish")
+        backend = node["inputs"].get("backend")
+        info = (object_info or {}).get(node["class_type"])
+        spec_in = find_input(info, "backend") if info else None
+        choices = [str(c) for c in (spec_in.choices or ())] if spec_in else ([backend] if isinstance(backend, str) else [])
+
+        def fits(spec, choices=choices, backend=backend) -> bool:
+            owners = [c for c in choices if related(spec, c)]
+            return not owners or (isinstance(backend, str) and backend in owners)
+
         for spec in specs.values():
-            if plain in spec.nodes and spec.required:
+            if plain in spec.nodes and fits(spec) and (spec.required or (isinstance(backend, str) and related(spec, backend))):
                 used[spec.id] = spec
         for value in node["inputs"].values():
-            if isinstance(value, str) and Path(value).name in by_file:
+            if isinstance(value, str) and Path(value).name in by_file and fits(by_file[Path(value).name]):
                 spec = by_file[Path(value).name]
                 used[spec.id] = spec
     return [{"id": s.id, "filename": s.filename, "sha256": s.sha256 if len(s.sha256) == 64 else None,
-             "license": s.license} for s in sorted(used.values(), key=lambda s: s.id)]
+             "license": s.license, "commercial_use": s.commercial_use} for s in sorted(used.values(), key=lambda s: s.id)]
 
 
 def _pack_version() -> str:

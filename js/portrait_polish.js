@@ -23,7 +23,7 @@ const NODE_PREFIX = "PortraitPolish";
 const PACK_FOLDER = packFolderFromUrl(import.meta.url);
 const DEFAULT_PREVIEW = "$$canvas-image-preview";
 const WIDGET_NAMES = {
-  compare: "$$pp-compare",
+  comparer: "$$pp-compare",
   identity: "$$pp-identity",
   regions: "$$pp-regions",
 };
@@ -188,18 +188,23 @@ function showCompare(node, output) {
       state: node.properties.portrait_polish,
       onChange: () => redraw(node),
       onError: (event) => {
+        if (!extras(node).comparer) return; // the other image of the pair already failed
         // Fall back to ComfyUI's own preview of the "after" images.
         warn("a before/after preview image did not load", event?.target?.src);
         removePanel(node, "comparer");
+        node.imgs = undefined;
         redraw(node);
       },
     });
-    if (!addPanel(node, WIDGET_NAMES.compare, comparer.root, () => COMPARE_MIN_HEIGHT)) return;
+    if (!addPanel(node, WIDGET_NAMES.comparer, comparer.root, () => COMPARE_MIN_HEIGHT)) return;
     state.comparer = comparer;
     created = true;
   }
   removeDefaultPreview(node);
   state.comparer.setPairs(pairs);
+  // ComfyUI's node menu (Open / Save / Copy Image) works on node.imgs: give it the "after" image.
+  node.imgs = [state.comparer.after];
+  node.imageIndex = 0;
   fitNode(node, created ? 120 : 0);
 }
 
@@ -340,14 +345,8 @@ safely("registering the extension", () =>
       const onConfigure = proto.onConfigure;
       proto.onConfigure = function (...args) {
         const result = onConfigure?.apply(this, args);
-        safely("node state", () => {
-          // a loaded workflow restores node.properties; take our saved view settings from it
-          const saved = this.properties?.portrait_polish;
-          if (this.__portraitPolish && saved) {
-            saved.hidden = normalizeHidden(saved.hidden);
-          }
-          computeGroupRuns(this, optionsByName);
-        });
+        // a loaded workflow may have other widgets (an older pack version): group them afresh
+        safely("widget groups", () => computeGroupRuns(this, optionsByName));
         return result;
       };
 

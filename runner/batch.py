@@ -476,6 +476,8 @@ class Batch:
             self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
             return JobResult(str(job.input), "cancelled", "interrupted", str(exc), seconds=time.perf_counter() - started)
         except KeyboardInterrupt:
+            if hasattr(self.engine, "interrupt"):
+                self.engine.interrupt(prompt_id)  # Ctrl-C: cancel it on the server too
             self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
             raise
         except JobFailed as exc:
@@ -600,7 +602,7 @@ def _reports(graph: ApiGraph, result, original: ApiGraph) -> list[dict[str, Any]
             cls = pack_classes()[0].get(node["class_type"])
             names = list(getattr(cls, "RETURN_NAMES", getattr(cls, "RETURN_TYPES", ())))
             for name, items in zip(names, values, strict=False):
-                if "report" in name.lower() or "score" in name.lower() or "similar" in name.lower():
+                if any(word in name.lower() for word in ("report", "score", "similar", "passed")):
                     entry.setdefault(name, _parse_report(items))
         reports.append(entry)
     return reports

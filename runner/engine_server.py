@@ -92,11 +92,12 @@ class ServerEngine:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, retry: bool = True, attempts: int | None = None,
+                 **kwargs: Any) -> requests.Response:
         """One HTTP request; transient faults retried with exponential backoff."""
         kwargs.setdefault("timeout", self.request_timeout)
         delay = self.backoff
-        attempts = self.retries + 1 if retry else 1
+        attempts = attempts or (self.retries + 1 if retry else 1)
         last = ""
         for attempt in range(attempts):
             try:
@@ -124,7 +125,8 @@ class ServerEngine:
     def check(self) -> None:
         """Fail fast, with one clear message, when the server cannot be reached."""
         try:
-            response = self._request("GET", "/system_stats", timeout=10)
+            # A few quick tries only: an unreachable server should be reported within seconds.
+            response = self._request("GET", "/system_stats", timeout=10, attempts=min(self.retries + 1, 4))
             self._system_stats = response.json() if response.ok else {}
         except TransientServerError as exc:
             raise ServerUnavailable(f"cannot reach ComfyUI at {self.url}: {exc}") from None

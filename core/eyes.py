@@ -88,6 +88,15 @@ def weighted_quantile(values: torch.Tensor, weight: torch.Tensor, q: float) -> f
 # --------------------------------------------------------------------------------------- open?
 
 
+@dataclass(frozen=True)
+class SkinColour:
+    """A face's median skin colour in CIELAB."""
+
+    lightness: float
+    a: float
+    b: float
+
+
 @dataclass
 class EyeCheck:
     open: bool
@@ -97,11 +106,11 @@ class EyeCheck:
     area_fraction: float = 0.0
 
 
-def check_eye_open(lab: torch.Tensor, sclera: torch.Tensor, iris: torch.Tensor, scale: float, skin_l: float | None) -> EyeCheck:
+def check_eye_open(lab: torch.Tensor, sclera: torch.Tensor, iris: torch.Tensor, scale: float, skin: SkinColour | None) -> EyeCheck:
     """Is this eye open and uncovered? Shut eyes have tiny masks; sunglasses have no white.
 
     ``lab`` is the eye window ``[h, w, 3]``, ``sclera``/``iris`` its masks, ``scale`` the
-    face size in px, ``skin_l`` the face's median skin L* (None when unknown).
+    face size in px, ``skin`` the face's median skin colour (None when unknown).
     """
     area = float(sclera.sum() + iris.sum())
     fraction = area / max(scale * scale, 1.0)
@@ -110,25 +119,54 @@ def check_eye_open(lab: torch.Tensor, sclera: torch.Tensor, iris: torch.Tensor, 
     if float(sclera.sum()) < MIN_EYE_PIXELS / 2:
         return EyeCheck(False, "no eye white visible", area_fraction=fraction)
     light = lab[..., 0]
-    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
-    sclera_l = weighted_quantile(light, sclera, 0.6)
-    iris_l = weighted_quantile(light, iris, 0.5) if float(iris.sum()) >= 4 else sclera_l - 20.0
-    sclera_c = weighted_quantile(chroma, sclera, 0.5)
-    check = EyeCheck(True, "open", sclera_l, iris_l, fraction)
-    if sclera_l < 30.0:
-        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} is not white (sunglasses or shadow)"
-    elif sclera_l < iris_l + 6.0:
-        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} not lighter than iris L* {iris_l:.0f} (lid or lens)"
-    elif skin_l is not None and sclera_l < skin_l - 12.0 and sclera_c > 14.0:
-        check.open, check.reason = False, f"eye white L* {sclera_l:.0f} darker and as coloured as the skin (a lid)"
+    white = sclera * sclera_likelihood(lab, sclera)
+    white_l = weighted_quantile(light, sclera, 0.9)
+    iris_l = weighted_quantile(light, iris, 0.5) if float(iris.sum()) >= 4 else white_l - 20.0
+    check = EyeCheck(True, "open", white_l, iris_l, fraction)
+    if white_l < 30.0:
+        check.open, check.reason = False, f"eye white L* {white_l:.0f} is not white (sunglasses or deep shadow)"
+    elif white_l < iris_l + 6.0:
+        check.open, check.reason = False, f"eye white L* {white_l:.0f} not lighter than iris L* {iris_l:.0f} (a lens or a lid)"
+    elif float(white.sum()) < max(MIN_EYE_PIXELS / 3, 0.1 * float(sclera.sum())):
+        check.open, check.reason = False, "almost none of the eye-white mask looks like an eye white"
+    elif skin is not None and fraction < 2.5 * MIN_OPEN_EYE_FRACTION:
+        # A squint: what the mask calls white may be lid skin. It is, if it has the skin's
+        # own colour (a*, b* within 6) and most of its chroma.
+        a_w = weighted_quantile(lab[..., 1], white, 0.5)
+        b_w = weighted_quantile(lab[..., 2], white, 0.5)
+        chroma_w = math.hypot(a_w, b_w)
+        if math.hypot(a_w - skin.a, b_w - skin.b) < 6.0 and chroma_w > 0.7 * math.hypot(skin.a, skin.b):
+            check.open, check.reason = False, f"squinting: the visible 'white' has the skin's colour (a* {a_w:.0f}, b* {b_w:.0f})"
     return check
 
 
 # ---------------------------------------------------------------------------------- the parts
 
 
+def sclera_likelihood(lab: torch.Tensor, sclera: torch.Tensor) -> torch.Tensor:
+    """How much each pixel of the eye-white mask is actually the white (0..1).
+
+    Parsed eye-white masks also catch lid skin, lashes and the lid's shadow. The white is
+    the mask's light, low-yellow part: L* within ~25 of its clean white (90th percentile)
+    and b* within ~6 of the bright part's median. Red veins pass (they differ in a*, not
+    b*); lid skin (yellower) and lashes (darker) do not, so they are never desaturated or
+    lifted.
+    """
+    light, b_star = lab[..., 0], lab[..., 2]
+    white_l = weighted_quantile(light, sclera, 0.9)
+    bright = (light >= white_l - 22.0).to(sclera.dtype)
+    if int(((sclera * bright) > 0.5).sum()) >= 8:
+        ref_b = weighted_quantile(b_star, sclera * bright, 0.5)
+    else:
+        ref_b = weighted_quantile(b_star, sclera, 0.3)
+    gate_l = _smoothstep(white_l - 32.0, white_l - 18.0, light)
+    gate_b = 1.0 - _smoothstep(ref_b + 5.0, ref_b + 11.0, b_star)
+    return gate_l * gate_b
+
+
 def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> torch.Tensor:
-    """Return an edited Lab window; the caller blends it with the sclera mask."""
+    """Return an edited Lab window; the caller blends it with ``sclera`` (the eye-white
+    mask already gated by :func:`sclera_likelihood`)."""
     s = min(max(strength, 0.0), 1.0)
     light, a_star, b_star = lab.unbind(-1)
     # The sclera's own neutral: its least red fifth. Half of a positive tint there is kept
@@ -137,14 +175,17 @@ def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> 
     a_neutral = 0.5 * a_clean if a_clean > 0 else a_clean
     excess = (a_star - a_neutral).clamp_min(0.0)
     pull = min(0.9, 1.3 * s)
-    new_a = a_star - pull * excess
-    # Veins are red *and* darker: fill the dark core from the surrounding white, low band
-    # only (the Gaussian of the non-vein white around it), weighted by how red it is.
-    vein = _smoothstep(3.0, 10.0, a_star - a_clean)
+    # Never across zero: an already neutral pixel must not turn green.
+    new_a = torch.maximum(a_star - pull * excess, torch.minimum(a_star, torch.zeros_like(a_star)))
+    # Veins are thin, red *and* darker than the white right around them: a* above its local
+    # (vein-scale) mean. Their dark core is filled from the local white, low band only.
+    # Corners and the lid's shadow are broad, so they are not "veins" and keep their shading.
     width = float((sclera > 0).any(dim=0).sum())
-    sigma = max(1.0, width / 30.0)
-    white_l = masked_smooth(light, sclera * (1.0 - vein), sigma)
-    vein_fill = min(1.0, 1.6 * s) * vein * (white_l - light).clamp_min(0.0)
+    sigma = max(1.0, width / 25.0)
+    local_a = masked_smooth(a_star, sclera, sigma)
+    vein = _smoothstep(2.0, 7.0, a_star - local_a)
+    local_l = masked_smooth(light, sclera * (1.0 - vein), sigma)
+    vein_fill = min(1.0, 1.6 * s) * vein * (local_l - light).clamp_min(0.0)
     # Gentle additive lift: differences (corners, lid shadow) are kept exactly; fades out
     # toward highlights so nothing clips to flat white.
     lift = 5.0 * s * (1.0 - _smoothstep(82.0, 96.0, light))
@@ -224,7 +265,9 @@ def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, p
     if settings.iris > 0:
         sigma = max(0.8, 0.18 * radius)
         detail = light - masked_smooth(light, iris, sigma)
-        amount = _solve_detail_amount(light, detail, core, iris_contrast_target(settings.iris))
+        # The caller blends with the soft iris weight, so each pixel finally gets α·w·detail:
+        # solve with the weight included.
+        amount = _solve_detail_amount(light, detail * iris, core, iris_contrast_target(settings.iris))
         new_l = light + amount * detail
     if settings.limbal_ring > 0 and radius > 2:
         height, width = light.shape
@@ -333,7 +376,7 @@ def _window(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None
     return _bbox(mask, margin)
 
 
-def _skin_lightness(rgb: torch.Tensor, face: Face) -> float | None:
+def _skin_colour(rgb: torch.Tensor, face: Face) -> SkinColour | None:
     skin = face.masks.get("skin")
     if skin is None or float(skin.sum()) < 50:
         return None
@@ -343,8 +386,8 @@ def _skin_lightness(rgb: torch.Tensor, face: Face) -> float | None:
     step = max(1, int(max(y1 - y0, x1 - x0) // 256))
     sub = rgb[y0:y1:step, x0:x1:step, :]
     weight = skin[y0:y1:step, x0:x1:step].to(sub.device)
-    light = colour.rgb_to_lab(sub.to(torch.float32))[..., 0]
-    return weighted_quantile(light, weight, 0.5)
+    lab = colour.rgb_to_lab(sub.to(torch.float32))
+    return SkinColour(*(weighted_quantile(lab[..., c], weight, 0.5) for c in range(3)))
 
 
 def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, device: torch.device | None = None) -> torch.Tensor:
@@ -353,7 +396,7 @@ def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, devi
         return rgb
     target = device or rgb.device
     out = rgb
-    skin_l: float | None = None
+    skin: SkinColour | None = None
     skin_measured = False
     for side in ("right", "left"):
         sclera_full = face.masks.get(f"{side}_eye_white")
@@ -368,22 +411,24 @@ def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, devi
         if box is None:
             continue
         if not skin_measured:
-            skin_l, skin_measured = _skin_lightness(rgb, face), True
+            skin, skin_measured = _skin_colour(rgb, face), True
         y0, y1, x0, x1 = box
         patch = out[y0:y1, x0:x1, :].to(target)
         sclera = sclera_full[y0:y1, x0:x1].to(target)
         iris = iris_full[y0:y1, x0:x1].to(target)
         lab = colour.rgb_to_lab(patch)
-        check = check_eye_open(lab, sclera, iris, float(face.scale), skin_l)
+        check = check_eye_open(lab, sclera, iris, float(face.scale), skin)
         if not check.open:
             log.info("portrait_polish: EyeEnhance: %s eye left unchanged: %s", side, check.reason)
             continue
         edited_lab = lab
         weight = torch.zeros_like(sclera)
         if settings.sclera > 0 and float(sclera.sum()) >= 4:
-            sclera_lab = enhance_sclera(lab, sclera, settings.sclera)
-            edited_lab = lab + (sclera_lab - lab) * sclera[..., None]
-            weight = torch.maximum(weight, sclera)
+            white = sclera * sclera_likelihood(lab, sclera)
+            if float(white.sum()) >= 4:
+                sclera_lab = enhance_sclera(lab, white, settings.sclera)
+                edited_lab = lab + (sclera_lab - lab) * white[..., None]
+                weight = torch.maximum(weight, white)
         if (settings.iris > 0 or settings.iris_saturation > 0 or settings.limbal_ring > 0 or settings.catchlight > 0) and float(iris.sum()) >= 4:
             points = None
             if face.landmarks is not None and face.landmarks.shape[0] >= 478:

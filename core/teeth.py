@@ -145,40 +145,72 @@ def whiten_teeth_region(
     light_s, a_s, b_s = smooth.unbind(0)
 
     s = min(strength, 1.0)
-    # Yellowness: scale the smooth b* down (35 % at the natural default, 70 % at full), but
-    # never by more than 8 b* units × 2s: strongly yellow teeth get whiter, not white.
-    reduce_fraction = 0.7 * s
-    delta_b = -torch.minimum(reduce_fraction * b_s.clamp_min(0.0), torch.full_like(b_s, 16.0 * s))
-    # Chroma follows: a* of enamel goes toward neutral by a smaller share.
-    delta_a = -0.3 * s * a_s.clamp_min(0.0)
+    floor_fraction = 0.5 if settings.natural_cap else 0.2
+    brighten = min(max(float(settings.brighten), 0.0), 1.0)
 
-    # Lightness: lift the smooth L* toward white, fading out above L* 85 (highlight guard).
-    lift_room = (100.0 - light_s).clamp_min(0.0)
+    # The fullest edit the caps allow (t = 1), on the smooth component only:
+    # yellowness b* down to floor_fraction of itself (never to or below zero), the red
+    # share of chroma a* down by 60 %, and L* lifted toward white with a highlight guard.
+    full_db = -(1.0 - floor_fraction) * b_s.clamp_min(0.0)
+    full_da = -0.6 * a_s.clamp_min(0.0)
     # Guard on both the smooth and the pixel's own L*: a glint inside a mid-tone tooth stays put.
     highlight_guard = (1.0 - _smoothstep(80.0, 96.0, light_s)) * (1.0 - _smoothstep(85.0, 97.0, light))
-    delta_l = float(settings.brighten) * 2.0 * s * 0.22 * lift_room * highlight_guard
-    delta_l = delta_l.clamp(max=10.0 * s * 2.0 * max(float(settings.brighten), 1e-6))
-
-    floor_fraction = 0.5 if settings.natural_cap else 0.2
+    full_dl = (brighten * 0.35 * (100.0 - light_s).clamp_min(0.0) * highlight_guard).clamp(max=14.0 * brighten)
     if settings.natural_cap and eye_white_l is not None:
         teeth_l = float((light_s * weight).sum() / weight.sum())
-        # The mean lift may not take the teeth past the eye whites (an already lighter set
-        # of teeth gets no lift at all).
+        # The mean lift may not take the teeth past the eye whites (teeth already lighter
+        # than the whites get no lift at all, only less yellow).
         room = max(0.0, eye_white_l - teeth_l)
-        mean_lift = float((delta_l * weight).sum() / weight.sum())
+        mean_lift = float((full_dl * weight).sum() / weight.sum())
         if mean_lift > room:
-            delta_l = delta_l * (room / max(mean_lift, 1e-6))
+            full_dl = full_dl * (room / max(mean_lift, 1e-6))
 
-    new_b = b_star + delta_b
-    # Caps per pixel: b* stays above floor_fraction of itself and above zero; pixels that
-    # were already neutral or bluish keep their b*.
     positive = b_star > 0
-    floor = torch.where(positive, floor_fraction * b_star, b_star)
-    new_b = torch.where(positive, torch.maximum(new_b, floor), b_star)
-    new_l = (light + delta_l).clamp(0.0, 100.0)
-    new_a = a_star + delta_a
-    edited_lab = torch.stack([new_l, new_a, new_b], dim=-1)
-    edited = colour.lab_to_rgb(edited_lab).to(rgb.dtype)
+    floor = floor_fraction * b_star
+
+    def edit(t: float) -> torch.Tensor:
+        # Per-pixel caps: b* stays above floor_fraction of itself (so above zero); pixels
+        # that were already neutral or bluish keep their b*.
+        new_b = torch.where(positive, torch.maximum(b_star + t * full_db, floor), b_star)
+        new_l = (light + t * full_dl).clamp(0.0, 100.0)
+        return torch.stack([new_l, a_star + t * full_da, new_b], dim=-1)
+
+    # How far along: the edit whose mean ΔE00 over the teeth is a fixed perceptual step
+    # (3.5 at the natural default, 7.0 at full strength: past the dental acceptability
+    # threshold of 1.8, far from a veneer shade), and whose whiteness gain stays under
+    # ΔWIO 20·strength. Solved by bisection on up to 4096 teeth pixels.
+    core = weight > 0.5 if int((weight > 0.5).sum()) >= 8 else weight > 0
+    picks = torch.nonzero(core.flatten()).flatten()
+    if picks.numel() > 4096:
+        picks = picks[torch.linspace(0, picks.numel() - 1, 4096, device=picks.device).long()]
+    lab_flat = lab.reshape(-1, 3)[picks]
+    # The soft weight is part of what the eye sees: a feathered small mouth gets a partial edit.
+    weight_flat = weight.reshape(-1)[picks][:, None]
+    wio_before = colour.whiteness_wio(lab_flat).mean()
+    target_de = 7.0 * s
+    max_wio = 20.0 * s
+
+    def measure(t: float) -> tuple[float, float]:
+        edited_flat = lab_flat + weight_flat * (edit(t).reshape(-1, 3)[picks] - lab_flat)
+        de = float(colour.delta_e2000(lab_flat, edited_flat).mean())
+        return de, float(colour.whiteness_wio(edited_flat).mean() - wio_before)
+
+    de_full, wio_full = measure(1.0)
+    if de_full <= target_de and wio_full <= max_wio:
+        t = 1.0
+    else:
+        lo, hi = 0.0, 1.0
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            de, wio = measure(mid)
+            if de > target_de or wio > max_wio:
+                hi = mid
+            else:
+                lo = mid
+        t = lo
+    if t <= 0.0:
+        return rgb
+    edited = colour.lab_to_rgb(edit(t)).to(rgb.dtype)
 
     out = rgb.clone()
     out[y0:y1, x0:x1, :] = blend_masked(patch, edited, weight.to(patch))
@@ -186,7 +218,8 @@ def whiten_teeth_region(
 
 
 def eye_white_lightness(rgb: torch.Tensor, eye_white: torch.Tensor | None, min_pixels: float = 8.0) -> float | None:
-    """Mask-weighted mean L* of the eye whites in a crop, or None when there are none (closed eyes)."""
+    """L* of the clean eye white in a crop (the 90th percentile inside the masks: lids and
+    lashes the masks catch are darker, never lighter), or None when there is none."""
     if eye_white is None or float(eye_white.sum()) < min_pixels:
         return None
     box = _bbox(eye_white, margin=0)
@@ -195,7 +228,8 @@ def eye_white_lightness(rgb: torch.Tensor, eye_white: torch.Tensor | None, min_p
     y0, y1, x0, x1 = box
     weight = eye_white[y0:y1, x0:x1].to(rgb.device, torch.float32)
     light = colour.rgb_to_lab(rgb[y0:y1, x0:x1, :].to(torch.float32))[..., 0]
-    return float((light * weight).sum() / weight.sum())
+    core = weight > 0.5 if int((weight > 0.5).sum()) >= 8 else weight > 0
+    return float(torch.quantile(light[core], 0.9))
 
 
 def _face_masks(face: Face) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

@@ -112,8 +112,14 @@ def installed_path(spec: models.ModelSpec) -> Path | None:
     return None
 
 
-def licence_label(spec: models.ModelSpec) -> str:
-    return spec.license if spec.commercial_use else f"{spec.license} [NON-COMMERCIAL]"
+def licence_label(spec: models.ModelSpec, width: int = 40) -> str:
+    """The licence for the table: its name (the text before any explanation in brackets),
+    cut to ``width``; a non-commercial one is led by a plain NON-COMMERCIAL flag.
+    ``list --json`` gives the full text."""
+    name = spec.license.split(" (")[0].strip() if spec.commercial_use else spec.license.strip()
+    if len(name) > width:
+        name = name[: width - 3].rstrip() + "..."
+    return name if spec.commercial_use else f"NON-COMMERCIAL: {name}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:

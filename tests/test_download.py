@@ -106,6 +106,13 @@ def _make_handler(served: Served) -> type[BaseHTTPRequestHandler]:
                     self._send(PAYLOAD, send_only=100_000)
                 else:
                     self._send(PAYLOAD)
+            elif self.path == "/release/model.bin":
+                # GitHub release assets answer with a redirect to their storage host.
+                self.send_response(302)
+                self.send_header("Location", "/good.bin")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                served.requests.append((self.path, self.headers.get("Range"), 0))
             elif self.path == "/norange.bin":
                 self._send(PAYLOAD, honour_range=False)
             elif self.path == "/model.bin.bz2":
@@ -222,6 +229,14 @@ def test_resume_from_an_existing_part_file_with_range(server, tmp_path):
     assert path.read_bytes() == PAYLOAD
     assert served.requests == [("/good.bin", "bytes=123456-", len(PAYLOAD) - 123_456)]
     assert leftovers(tmp_path) == ["model.bin"]
+
+
+def test_redirect_is_followed_and_range_kept(server, tmp_path):
+    base, served = server
+    (tmp_path / "model.bin.part").write_bytes(PAYLOAD[:1000])
+    path = download_model(spec(f"{base}/release/model.bin"), tmp_path, progress=False)
+    assert path.read_bytes() == PAYLOAD
+    assert served.requests == [("/release/model.bin", "bytes=1000-", 0), ("/good.bin", "bytes=1000-", len(PAYLOAD) - 1000)]
 
 
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path):

@@ -130,6 +130,12 @@ def default_inputs(cls: type) -> dict[str, Any]:
             inputs[name] = TYPE_FACTORIES[kind]()
         else:
             raise KeyError(f"no test factory for input type {kind!r} ({cls.__name__}.{name}); add one to TYPE_FACTORIES")
+    # Optional sockets (FACE_REGIONS, MASK) are wired as a user of the default workflow
+    # would: nodes that need one of several optional inputs can then run their real path.
+    for name, entry in cls.INPUT_TYPES().get("optional", {}).items():
+        kind = entry[0]
+        if isinstance(kind, str) and kind not in WIDGET_TYPES and kind in TYPE_FACTORIES:
+            inputs[name] = TYPE_FACTORIES[kind]()
     return inputs
 
 

@@ -8,6 +8,7 @@ export const GROUP_COLOURS = Object.freeze({
   Strength: "#d4a017",
   Regions: "#4fb0e8",
   Faces: "#e07b39",
+  Size: "#c9a0dc",
   Detail: "#9acd32",
   Colour: "#e0457b",
   Identity: "#2e9e4f",
@@ -15,11 +16,23 @@ export const GROUP_COLOURS = Object.freeze({
   Other: "#777777",
 });
 
+// Whole widget names first (names too short or too common for the word rules below).
+const EXACT = Object.freeze({
+  factor: "Size",
+  scale: "Size",
+  scale_mode: "Size",
+  scale_by: "Size",
+  long_edge: "Size",
+  width: "Size",
+  height: "Size",
+  resolution: "Size",
+});
+
 // Ordered: the first rule with a word that occurs in the widget name wins.
 const RULES = [
   ["Identity", ["identity", "similarity", "threshold", "on_fail", "action", "embedding", "embedder"]],
   ["Faces", ["faces", "face_index", "min_face", "confidence", "detector"]],
-  ["Model", ["model", "backend", "device", "precision", "dtype", "tile", "overlap", "upscale", "scale_by"]],
+  ["Model", ["model", "backend", "device", "precision", "dtype", "tile", "overlap", "upscale"]],
   ["Regions", ["region", "mask", "feather", "dilate", "erode", "expand", "grow", "protect", "padding", "include", "exclude", "edge", "refine"]],
   ["Colour", ["white", "yellow", "colour", "color", "hue", "saturation", "bright", "contrast", "clarity", "redness", "sclera", "iris", "tone", "warm", "luminance", "vein"]],
   ["Detail", ["pore", "texture", "detail", "radius", "sigma", "frequency", "blemish", "freckle", "mole", "heal", "smooth", "grain", "sharp"]],
@@ -33,6 +46,7 @@ const RULES = [
 export function groupOf(widgetName, inputOptions) {
   if (inputOptions && typeof inputOptions.group === "string" && inputOptions.group.trim()) return inputOptions.group.trim();
   const name = String(widgetName ?? "").toLowerCase();
+  if (Object.hasOwn(EXACT, name)) return EXACT[name];
   for (const [group, words] of RULES) if (words.some((word) => name.includes(word))) return group;
   return "Other";
 }

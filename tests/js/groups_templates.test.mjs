@@ -32,6 +32,13 @@ test("widget names fall into the groups a retoucher expects", () => {
   assert.equal(groupOf("confidence"), "Faces");
   assert.equal(groupOf("edge_softness"), "Regions");
   assert.equal(groupOf("bisenet_model"), "Model");
+  // Upscale's widgets: the output size apart from the model and its memory settings
+  assert.equal(groupOf("model_name"), "Model");
+  assert.equal(groupOf("scale_mode"), "Size");
+  assert.equal(groupOf("factor"), "Size");
+  assert.equal(groupOf("long_edge"), "Size", "not Regions, though it says 'edge'");
+  assert.equal(groupOf("tile"), "Model");
+  assert.equal(groupOf("overlap"), "Model");
   assert.equal(groupOf("strength", { group: "Detail" }), "Detail", "the node definition's own group wins");
 });
 

@@ -173,7 +173,9 @@ def _fetch(
         try:
             response = requests.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=True)
         except requests.Timeout as exc:
-            raise DownloadError(f"{url} did not answer within {timeout[0]:.0f}s while downloading {label}: {exc}") from exc
+            raise DownloadError(
+                f"{url} timed out (connect {timeout[0]:g}s, read {timeout[1]:g}s) while downloading {label}: {exc}"
+            ) from exc
         except requests.ConnectionError as exc:
             raise DownloadError(f"cannot reach {url} to download {label} (server gone or no network): {exc}") from exc
         except requests.RequestException as exc:

@@ -325,7 +325,7 @@ def test_stalled_server_times_out(tmp_path):
     listener.listen(1)  # accepts connections (kernel backlog) but never answers
     try:
         port = listener.getsockname()[1]
-        with pytest.raises(DownloadError, match="model.bin"):
+        with pytest.raises(DownloadError, match=r"timed out \(connect 1s, read 1s\) while downloading model\.bin"):
             download_model(spec(f"http://127.0.0.1:{port}/x"), tmp_path, progress=False, timeout=(1.0, 1.0))
     finally:
         listener.close()

@@ -157,8 +157,18 @@ def align_arcface(rgb: np.ndarray, keypoints5: np.ndarray, size: int = ARCFACE_S
     import cv2
 
     template = ARCFACE_TEMPLATE_112 * (size / ARCFACE_SIZE)
-    matrix = similarity_transform(np.asarray(keypoints5, np.float64), template)
+    keypoints = np.asarray(keypoints5, np.float64)
     src = np.ascontiguousarray(rgb, dtype=np.float32)
+    matrix = similarity_transform(keypoints, template)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.5:
+        # A large face: shrink it (area-averaged) to about twice the template size first,
+        # or the bilinear warp would alias pores and hair into the 112 px crop.
+        height, width = src.shape[:2]
+        new_size = (max(1, round(width * 2 * scale)), max(1, round(height * 2 * scale)))
+        src = cv2.resize(src, new_size, interpolation=cv2.INTER_AREA)
+        keypoints = keypoints * np.array([new_size[0] / width, new_size[1] / height])
+        matrix = similarity_transform(keypoints, template)
     return cv2.warpAffine(src, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0, 0.0, 0.0))
 
 

@@ -135,11 +135,33 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8))
 
 
+# The detector never looks at more than this (core.detect works at 640 and 1280 px): a
+# 24 MP frame is shrunk once here, in float, before its 8-bit model-input copy is made.
+DETECT_MAX_SIDE = 1280
+
+
 def detect(rgb: np.ndarray) -> list[FaceLocation]:
-    """Faces of one float RGB frame via the pack's detector (core.detect, YuNet)."""
+    """Faces of one float RGB frame via the pack's detector (core.detect, YuNet), in the
+    frame's own pixel coordinates."""
+    import cv2
+
     from .detect import detect_faces
 
-    return [FaceLocation(tuple(float(v) for v in d.box), np.asarray(d.keypoints5, np.float64)) for d in detect_faces(to_uint8(rgb))]
+    height, width = rgb.shape[:2]
+    factor = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    small = rgb
+    if factor < 1.0:
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        small = cv2.resize(np.ascontiguousarray(rgb, np.float32), size, interpolation=cv2.INTER_AREA)
+        factor_x, factor_y = size[0] / width, size[1] / height
+    else:
+        factor_x = factor_y = 1.0
+    out: list[FaceLocation] = []
+    for d in detect_faces(to_uint8(small)):
+        x, y, w, h = (float(v) for v in d.box)
+        kps = np.asarray(d.keypoints5, np.float64) / np.array([factor_x, factor_y])
+        out.append(FaceLocation((x / factor_x, y / factor_y, w / factor_x, h / factor_y), kps))
+    return out
 
 
 def faces_from_regions(image_faces: ImageFaces) -> list[FaceLocation] | None:
@@ -273,17 +295,23 @@ def blend_region(
     return window, mask
 
 
-def apply_blend(retouched: np.ndarray, original: np.ndarray, window: tuple[int, int, int, int], mask: np.ndarray, amount: float) -> np.ndarray:
-    """``retouched`` with ``amount·mask`` of the original mixed in on ``window``; exactly the
-    retouched pixels wherever that weight is 0."""
-    out = retouched.copy()
-    if amount <= 0:
-        return out
+def blend_patch(retouched: np.ndarray, original: np.ndarray, window: tuple[int, int, int, int], mask: np.ndarray, amount: float) -> np.ndarray:
+    """The ``window`` of ``retouched`` with ``amount·mask`` of the original mixed in; exactly
+    the retouched pixels wherever that weight is 0."""
     x0, y0, x1, y1 = window
-    weight = (np.float32(amount) * mask)[..., None]
     ret = retouched[y0:y1, x0:x1]
+    if amount <= 0:
+        return ret.copy()
+    weight = (np.float32(amount) * mask)[..., None]
     mixed = ret + weight * (original[y0:y1, x0:x1] - ret)
-    out[y0:y1, x0:x1] = np.where(weight > 0, mixed, ret)
+    return np.where(weight > 0, mixed, ret).astype(np.float32)
+
+
+def apply_blend(retouched: np.ndarray, original: np.ndarray, window: tuple[int, int, int, int], mask: np.ndarray, amount: float) -> np.ndarray:
+    """A copy of the frame with :func:`blend_patch` written into its window."""
+    out = retouched.copy()
+    x0, y0, x1, y1 = window
+    out[y0:y1, x0:x1] = blend_patch(retouched, original, window, mask, amount)
     return out
 
 
@@ -317,33 +345,43 @@ class _FrameScorer:
 
 def search_blend(
     scorer: _FrameScorer,
-    retouched: np.ndarray,
+    frame: np.ndarray,
     original: np.ndarray,
     window: tuple[int, int, int, int],
     mask: np.ndarray,
     threshold: float,
     steps: int = BLEND_STEPS,
-) -> tuple[float, float, np.ndarray]:
+) -> tuple[float, float]:
     """Smallest blend amount (to 1/2**steps) that brings the face to ``threshold``.
 
-    Returns ``(amount, score at that amount, blended frame)``. When even a full blend (1.0)
-    stays below the threshold, the full blend is returned with its score.
+    ``frame`` (the retouched frame, a working copy) is blended IN PLACE inside ``window``
+    and left holding the chosen amount. Returns ``(amount, score at that amount)``. When
+    even a full blend (1.0) stays below the threshold, the full blend is kept.
     """
-    full = apply_blend(retouched, original, window, mask, 1.0)
-    full_score, _ = scorer.score(full)
+    x0, y0, x1, y1 = window
+    base = frame[y0:y1, x0:x1].copy()
+    reference = np.ascontiguousarray(original[y0:y1, x0:x1])
+    window_mask = mask
+
+    def trial(amount: float) -> float:
+        weight = (np.float32(amount) * window_mask)[..., None]
+        frame[y0:y1, x0:x1] = np.where(weight > 0, base + weight * (reference - base), base)
+        return scorer.score(frame)[0]
+
+    full_score = trial(1.0)
     if full_score < threshold:
-        return 1.0, full_score, full
-    lo, hi, hi_score, hi_image = 0.0, 1.0, full_score, full
+        return 1.0, full_score
+    lo, hi, hi_score = 0.0, 1.0, full_score
     for _ in range(steps):
         comfy.throw_if_interrupted()
         mid = (lo + hi) / 2
-        candidate = apply_blend(retouched, original, window, mask, mid)
-        score, _ = scorer.score(candidate)
+        score = trial(mid)
         if score >= threshold:
-            hi, hi_score, hi_image = mid, score, candidate
+            hi, hi_score = mid, score
         else:
             lo = mid
-    return hi, hi_score, hi_image
+    trial(hi)
+    return hi, hi_score
 
 
 def resolve_threshold(backend: str, threshold: float | None) -> tuple[float, str]:
@@ -394,7 +432,8 @@ def guard_identity(
     orig_rgb, _c, _a = to_rgb(original)
     ret_np = ret_rgb.detach().to("cpu", torch.float32).numpy()
     orig_np = orig_rgb.detach().to("cpu", torch.float32).numpy()
-    out_np = ret_np.copy()
+    # Corrected frames only (a 24 MP batch is not copied to report that it passed).
+    corrected: dict[int, np.ndarray] = {}
 
     # Original faces and embeddings, once per original frame.
     original_cache: dict[int, tuple[list[FaceLocation], list[Face | None], np.ndarray]] = {}
@@ -418,7 +457,6 @@ def guard_identity(
 
     all_faces: list[FaceReport] = []
     frames: list[dict[str, object]] = []
-    changed = False
     for frame in range(batch):
         comfy.throw_if_interrupted()
         orig_index = frame if original.shape[0] == batch else 0
@@ -460,20 +498,20 @@ def guard_identity(
                     # A face the original does not have: put the original pixels back there.
                     extra_face = ret_faces[extra[r.face - len(faces)]]
                     window, mask = blend_region(extra_face, None, None, height, width)
-                    frame_out = apply_blend(frame_out, orig_np[orig_index], window, mask, 1.0)
+                    x0, y0, x1, y1 = window
+                    frame_out[y0:y1, x0:x1] = blend_patch(frame_out, orig_np[orig_index], window, mask, 1.0)
                     r.action, r.blend = "blend", 1.0
                     continue
                 i = r.face
                 scorer = _FrameScorer(model, faces[i], embeddings[i])
                 ret_face = ret_faces[pairs[i]] if i in pairs else None
                 window, mask = blend_region(faces[i], ret_face, parsed_faces[i], height, width)
-                amount, final, frame_out = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
+                amount, final = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
                 r.action, r.blend, r.final_score = "blend", float(amount), float(final)
                 if progress is not None:
                     progress()
         if frame_out is not ret_np[frame]:
-            out_np[frame] = frame_out
-            changed = True
+            corrected[frame] = frame_out
         for r in failed:
             log.info(
                 "portrait_polish: IdentityGuard frame %d face %d: %s score %.3f < %.3f -> %s%s",
@@ -486,14 +524,14 @@ def guard_identity(
         frames.append({"frame": frame, "passed": all(r.passed for r in reports), "faces": [r.as_dict() for r in reports]})
 
     image = retouched
-    if changed:
+    if corrected:
         image = retouched.clone()
-        for frame in range(batch):
-            touched = np.any(out_np[frame] != ret_np[frame], axis=-1)
+        for frame, frame_rgb in corrected.items():
+            touched = np.any(frame_rgb != ret_np[frame], axis=-1)
             if not touched.any():
                 continue
             frame_alpha = alpha[frame : frame + 1] if alpha is not None else None
-            restored = from_rgb(torch.from_numpy(out_np[frame : frame + 1]), channels, frame_alpha)[0]
+            restored = from_rgb(torch.from_numpy(frame_rgb[None]), channels, frame_alpha)[0]
             # Only pixels the action changed are taken from the RGB result; every other
             # pixel stays the retouched input's own value (bit-exact, grey and RGBA included).
             image[frame] = torch.where(torch.from_numpy(touched)[..., None], restored, retouched[frame])

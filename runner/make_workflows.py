@@ -49,9 +49,20 @@ def _socket(info: dict[str, Any], kind: str) -> str | None:
 # Settings per preset; anything not named keeps the node's default. Names are checked
 # against the node definitions when the files are written.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "natural_headshot": {},
-    "profile_photo": {},
-    "polished": {},
+    "natural_headshot": {},  # every node at its defaults: the defaults ARE the natural look
+    "profile_photo": {
+        "TeethWhiten": {"strength": 0.3, "brighten": 0.3},
+        "EyeEnhance": {"whites": 0.3, "iris_clarity": 0.3, "catchlight": 0.15},
+    },
+    "polished": {
+        "TeethWhiten": {"strength": 0.8, "brighten": 0.7},
+        "EyeEnhance": {"whites": 0.75, "iris_clarity": 0.7, "iris_saturation": 0.2, "catchlight": 0.5, "under_eye": 0.4},
+        "IdentityGuard": {"action": "blend"},
+    },
+    # For print: 2x with the small Real-ESRGAN v3 model (2.3 MB, runs on CPU); swap in
+    # RealESRGAN_x4plus.pth in the canvas for the heavier general-photo model.
+    "upscale": {"Upscale": {"model_name": "realesr-animevideov3.pth", "scale_mode": "factor", "factor": 2.0}},
+    "batch": {"IdentityGuard": {"action": "original"}},
 }
 
 

@@ -1,0 +1,139 @@
+"""The bundled workflows: UI and API files agree (UI -> API conversion equals the shipped API
+file), example_workflows/ mirrors them with thumbnails and model download entries, and every
+workflow runs end to end in-process on a real portrait, with a sidecar that carries the
+IdentityGuard report and the models used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from portrait_polish.runner.batch import Batch
+from portrait_polish.runner.engine_local import InProcessEngine
+from portrait_polish.runner.objectinfo import local_object_info
+from portrait_polish.runner.workflow import load_json, ui_to_api, validate_graph
+
+REPO = Path(__file__).resolve().parent.parent
+NAMES = ["natural_headshot", "profile_photo", "polished", "skin_only", "teeth_and_eyes", "polish_upscale_print", "batch_folder"]
+
+
+def _models_by_folder(tmp_path_factory) -> Path:
+    """The shared models arranged as <folder>/<file> (the layout ComfyUI uses), so each model
+    dropdown lists only its own folder's files."""
+    from helpers import SHARED_MODELS, require_shared
+
+    from portrait_polish.core.models import registry
+
+    require_shared(SHARED_MODELS)
+    root = tmp_path_factory.mktemp("models")
+    for spec in registry().values():
+        source = SHARED_MODELS / spec.filename
+        if source.exists():
+            (root / spec.folder).mkdir(exist_ok=True)
+            (root / spec.folder / spec.filename).symlink_to(source)
+    return root
+
+
+@pytest.fixture(scope="module")
+def object_info(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PORTRAIT_POLISH_MODELS", str(_models_by_folder(tmp_path_factory)))
+    yield local_object_info()
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory, object_info):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PORTRAIT_POLISH_MODELS", str(_models_by_folder(tmp_path_factory)))
+    eng = InProcessEngine()
+    yield eng
+    eng.close()
+    mp.undo()
+
+
+def test_every_workflow_is_shipped_in_both_formats_and_as_a_template():
+    assert sorted(p.stem for p in (REPO / "workflows").glob("*.json")) == sorted(NAMES)
+    assert sorted(p.stem for p in (REPO / "workflows" / "api").glob("*.json")) == sorted(NAMES)
+    for name in NAMES:
+        assert load_json(REPO / "example_workflows" / f"{name}.json") == load_json(REPO / "workflows" / f"{name}.json")
+        with Image.open(REPO / "example_workflows" / f"{name}.jpg") as thumb:
+            assert thumb.format == "JPEG" and min(thumb.size) >= 128
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_converts_to_the_shipped_api_file(name, object_info):
+    ui = load_json(REPO / "workflows" / f"{name}.json")
+    api = load_json(REPO / "workflows" / "api" / f"{name}.json")
+    assert ui_to_api(ui, object_info) == api
+    validate_graph(api, object_info, skip={(nid, "image") for nid, n in api.items() if n["class_type"] == "LoadImage"})
+
+
+def test_ui_files_carry_the_models_their_nodes_need():
+    from portrait_polish.core.models import registry
+
+    by_file = {spec.filename: spec for spec in registry().values()}
+    for name in NAMES:
+        ui = load_json(REPO / "workflows" / f"{name}.json")
+        parse = next(n for n in ui["nodes"] if n["type"] == "PortraitPolishFaceParse")
+        listed = {m["name"] for m in parse["properties"]["models"]}
+        assert {"face_detection_yunet_2026may.onnx", "face_landmarker.task", "selfie_segmentation.tflite"} <= listed
+        for node in ui["nodes"]:
+            for model in node.get("properties", {}).get("models", []):
+                spec = by_file[model["name"]]
+                assert model == {"name": spec.filename, "url": spec.url, "directory": spec.folder}
+        upscalers = [n for n in ui["nodes"] if n["type"] == "PortraitPolishUpscale"]
+        for node in upscalers:
+            chosen = {v for v in node["widgets_values"] if isinstance(v, str) and v in by_file}
+            assert chosen and chosen <= {m["name"] for m in node["properties"]["models"]}
+
+
+def _photo(tmp_path: Path, name: str, max_side: int) -> Path:
+    from helpers import portrait
+
+    frame = (portrait(name, max_side)[0].numpy() * 255).round().astype(np.uint8)
+    path = tmp_path / f"{Path(name).stem}.png"
+    Image.fromarray(frame).save(path)
+    return path
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_runs_in_process_on_a_real_portrait(name, engine, tmp_path):
+    image = _photo(tmp_path, "biden_2.jpg", 384)  # smiling, teeth visible
+    workflow = REPO / "workflows" / ("api" if name != "natural_headshot" else "") / f"{name}.json"
+    with Batch(workflow, tmp_path / "out", engine=engine, progress=False) as batch:
+        batch.add(image)
+        summary = batch.run()
+    job = summary.jobs[0]
+    assert job.status == "done", job.message
+    assert job.outputs == [f"biden_2_{name}.png"]
+    before = np.asarray(Image.open(image))
+    after = np.asarray(Image.open(tmp_path / "out" / job.outputs[0]))
+    scale = 1
+    if name == "polish_upscale_print":
+        scale = after.shape[0] // before.shape[0]
+        assert scale >= 2 and after.shape[:2] == (before.shape[0] * scale, before.shape[1] * scale)
+        after = np.asarray(Image.fromarray(after).resize(before.shape[1::-1], Image.LANCZOS))
+    else:
+        assert after.shape == before.shape
+    # A retouch, not a different picture: changed, but close to the original overall.
+    assert not np.array_equal(before, after)
+    assert _psnr(before, after) > (22 if scale > 1 else 30)
+    sidecar = json.loads((tmp_path / "out" / job.sidecars[0]).read_text())
+    assert sidecar["workflow"]["name"] == name
+    (guard,) = sidecar["identity_guard"]
+    faces = guard["portrait_polish_identity"]
+    assert faces and all(face["score"] >= 0.75 for face in faces if face["status"] == "matched")
+    assert guard["passed"] == [True] or guard["passed"] is True
+    model_ids = {m["id"] for m in sidecar["models"]}
+    assert {"yunet", "face_landmarker", "dlib_resnet"} <= model_ids
+    assert all(m["sha256"] is None or len(m["sha256"]) == 64 for m in sidecar["models"])

@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -136,10 +137,25 @@ def test_one_opencv_installed_and_cv2_works_with_mediapipe():
     assert done.returncode == 0, done.stderr
 
 
+def _tracked_copy(target: Path) -> Path:
+    """The committed-or-staged files of the checkout (what a clone would have), so the
+    build neither sees stray local files nor leaves a build/ folder in the repository."""
+    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z"], capture_output=True, timeout=60)
+    if listed.returncode != 0:
+        return REPO_ROOT  # not a git checkout (e.g. an unpacked sdist): build in place
+    for name in listed.stdout.decode().split("\0"):
+        source = REPO_ROOT / name
+        if name and source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 def test_wheel_has_the_package_data_and_no_tests(tmp_path):
     pytest.importorskip("setuptools")
+    source = _tracked_copy(tmp_path / "src")
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -152,10 +168,10 @@ def test_wheel_has_the_package_data_and_no_tests(tmp_path):
         assert f"portrait_polish/{package}/__init__.py" in names
     assert "portrait_polish/__init__.py" in names and "portrait_polish/models.json" in names
     for folder in ("js", "workflows", "example_workflows"):
-        root = REPO_ROOT / folder
+        root = source / folder
         shipped = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")] if root.is_dir() else []
         for path in shipped:
-            assert f"portrait_polish/{path.relative_to(REPO_ROOT).as_posix()}" in names, path
+            assert f"portrait_polish/{path.relative_to(source).as_posix()}" in names, path
     assert any(n.startswith("portrait_polish/js/") for n in names)
     assert not any(n.startswith(("portrait_polish/tests/", "tests/")) for n in names)
     assert not any("/.venv/" in n or n.startswith("portrait_polish/bench/") for n in names)

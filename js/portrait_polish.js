@@ -208,6 +208,38 @@ function showCompare(node, output) {
   fitNode(node, created ? 120 : 0);
 }
 
+// ---------------------------------------------------------------- one entry for a node's UI output
+
+const OUR_KEYS = ["portrait_polish_compare", "portrait_polish_identity", "portrait_polish_regions"];
+
+function outputKey(output) {
+  try {
+    return JSON.stringify(OUR_KEYS.map((key) => output?.[key] ?? null));
+  } catch {
+    return String(Math.random());
+  }
+}
+
+function showOutput(node, output) {
+  extras(node).lastOutputKey = outputKey(output);
+  safely("identity read-out", () => showIdentity(node, output));
+  safely("region legend", () => showRegions(node, output));
+  safely("before/after comparer", () => showCompare(node, output));
+  redraw(node);
+}
+
+/**
+ * ComfyUI keeps each node's last UI output (app.nodeOutputs) and puts it back when a workflow
+ * tab is shown again, without calling onExecuted: show our extras for it then too.
+ */
+function restoreFromStore(node) {
+  const output = app.nodeOutputs?.[String(node.id)];
+  if (!output || !OUR_KEYS.some((key) => key in output)) return;
+  const key = outputKey(output);
+  if (extras(node).lastOutputKey === key) return;
+  showOutput(node, output);
+}
+
 /** Does one of our widgets show the node's picture (so ComfyUI's own preview would repeat it)? */
 function ownsPreview(node) {
   const state = node.__portraitPolish;
@@ -353,15 +385,13 @@ safely("registering the extension", () =>
       const onExecuted = proto.onExecuted;
       proto.onExecuted = function (output, ...rest) {
         const result = onExecuted?.apply(this, [output, ...rest]);
-        safely("identity read-out", () => showIdentity(this, output));
-        safely("region legend", () => showRegions(this, output));
-        safely("before/after comparer", () => showCompare(this, output));
-        redraw(this);
+        safely("node output", () => showOutput(this, output));
         return result;
       };
 
       const onDrawBackground = proto.onDrawBackground;
       proto.onDrawBackground = function (...args) {
+        safely("restoring the extras", () => restoreFromStore(this));
         if (safely("preview", () => ownsPreview(this))) {
           safely("preview", () => removeDefaultPreview(this));
           return undefined;

@@ -234,9 +234,11 @@ function showOutput(node, output) {
  */
 function restoreFromStore(node) {
   const output = app.nodeOutputs?.[String(node.id)];
-  if (!output || !OUR_KEYS.some((key) => key in output)) return;
-  const key = outputKey(output);
-  if (extras(node).lastOutputKey === key) return;
+  // this runs on every frame: only look inside an output object not seen before
+  if (!output || node.__ppSeenOutput === output) return;
+  node.__ppSeenOutput = output;
+  if (!OUR_KEYS.some((key) => key in output)) return;
+  if (extras(node).lastOutputKey === outputKey(output)) return;
   showOutput(node, output);
 }
 

@@ -1,6 +1,7 @@
 // Portrait Polish canvas extras for the ComfyUI front-end:
 //   - before/after comparer on the retouch nodes' own previews (drag the split, or hold),
-//   - FaceParse region legend (switch regions on and off when the node sends region masks),
+//   - FaceParse region legend: chips switch regions in the node's `regions` (next run), or at
+//     once in the browser when the node sends a mask per region,
 //   - IdentityGuard score and pass/fail, colour-coded, on the node after each run,
 //   - a thin coloured bracket per widget group,
 //   - canvas right-click "Load Portrait Polish example workflow".

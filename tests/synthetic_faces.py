@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+
 from portrait_polish.core import colour
 from portrait_polish.core.filters import gaussian_blur
 from portrait_polish.core.regions import Face, FaceRegions, ImageFaces

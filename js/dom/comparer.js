@@ -65,6 +65,7 @@ export class Comparer {
     this.prevButton.addEventListener("click", () => this.show(stepIndex(this.index, -1, this.pairs.length)));
     this.nextButton.addEventListener("click", () => this.show(stepIndex(this.index, 1, this.pairs.length)));
     this.bindPointer();
+    this.bindKeys();
     if (typeof ResizeObserver === "function") {
       this.resizeObserver = new ResizeObserver(() => this.layout());
       this.resizeObserver.observe(this.stage);
@@ -113,6 +114,34 @@ export class Comparer {
     this.stage.addEventListener("dblclick", stop);
   }
 
+  /** Lightroom's key: hold backslash over the picture to see the before image, in either mode. */
+  bindKeys() {
+    this.hovered = false;
+    this.keyHeld = false;
+    this.stage.addEventListener("pointerenter", () => (this.hovered = true));
+    this.stage.addEventListener("pointerleave", () => {
+      this.hovered = false;
+      if (this.keyHeld) this.setKeyHeld(false);
+    });
+    this.onKeyDown = (event) => {
+      if (event.key !== "\\" || !this.hovered || event.repeat) return;
+      const target = event.target;
+      if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName ?? ""))) return;
+      event.preventDefault();
+      this.setKeyHeld(true);
+    };
+    this.onKeyUp = (event) => {
+      if (event.key === "\\" && this.keyHeld) this.setKeyHeld(false);
+    };
+    globalThis.addEventListener?.("keydown", this.onKeyDown, true);
+    globalThis.addEventListener?.("keyup", this.onKeyUp, true);
+  }
+
+  setKeyHeld(held) {
+    this.keyHeld = held;
+    this.layout();
+  }
+
   /** The drawn picture inside the stage, in the stage's own (unzoomed) pixels. */
   pictureRect() {
     const img = this.after.naturalWidth ? this.after : this.before;
@@ -157,9 +186,11 @@ export class Comparer {
   }
 
   layout() {
-    const mode = this.state.mode;
+    // the backslash key shows the whole before image whatever the mode
+    const mode = this.keyHeld ? "hold" : this.state.mode;
+    const held = this.held || this.keyHeld;
     const rect = this.pictureRect();
-    this.before.style.clipPath = beforeClipPath(mode, this.state.split, this.held, rect, this.stage.clientWidth);
+    this.before.style.clipPath = beforeClipPath(mode, this.state.split, held, rect, this.stage.clientWidth);
     this.divider.style.display = mode === "split" ? "" : "none";
     this.divider.style.left = `${dividerLeft(this.state.split, rect).toFixed(1)}px`;
     // labels sit on the picture's own corners, not the (letterboxed) stage's
@@ -167,21 +198,24 @@ export class Comparer {
     this.tagAfter.style.right = `${(this.stage.clientWidth - rect.left - rect.width + 6).toFixed(1)}px`;
     this.tagBefore.style.top = this.tagAfter.style.top = `${(rect.top + 6).toFixed(1)}px`;
     this.stage.classList.toggle("pp-hold", mode === "hold");
-    this.tagBefore.style.display = mode === "split" || this.held ? "" : "none";
-    this.tagAfter.style.display = mode === "split" || !this.held ? "" : "none";
-    this.splitButton.classList.toggle("pp-on", mode === "split");
-    this.holdButton.classList.toggle("pp-on", mode === "hold");
+    this.tagBefore.style.display = mode === "split" || held ? "" : "none";
+    this.tagAfter.style.display = mode === "split" || !held ? "" : "none";
+    this.splitButton.classList.toggle("pp-on", this.state.mode === "split");
+    this.holdButton.classList.toggle("pp-on", this.state.mode === "hold");
     const many = this.pairs.length > 1;
     this.prevButton.style.display = many ? "" : "none";
     this.nextButton.style.display = many ? "" : "none";
     this.caption.textContent = frameCaption(this.index, this.pairs.length);
-    this.root.dataset.mode = mode;
+    this.root.dataset.mode = this.state.mode;
+    this.root.dataset.showing = mode === "hold" ? (held ? "before" : "after") : "split";
     this.root.dataset.split = this.state.split.toFixed(3);
     this.root.dataset.frames = String(this.pairs.length);
     this.onChange();
   }
 
   destroy() {
+    globalThis.removeEventListener?.("keydown", this.onKeyDown, true);
+    globalThis.removeEventListener?.("keyup", this.onKeyUp, true);
     this.resizeObserver?.disconnect();
     this.root.remove();
   }

@@ -215,6 +215,13 @@ async function main() {
     await page.mouse.up();
     const after = Number(await comparers.first().getAttribute("data-split"));
     check("dragging moves the split", after < before, `${before} -> ${after}`);
+    // Lightroom's backslash: hold it over the picture to see the whole before image.
+    await page.mouse.move(stage.x + stage.width * 0.5, stage.y + stage.height * 0.5);
+    await page.keyboard.down("\\");
+    const showingHeld = await comparers.first().getAttribute("data-showing");
+    await page.keyboard.up("\\");
+    const showingReleased = await comparers.first().getAttribute("data-showing");
+    check("holding backslash shows the before image", showingHeld === "before" && showingReleased === "split", `${showingHeld} / ${showingReleased}`);
     await page.screenshot({ path: join(args.out, "portrait_polish_e2e_split.png") });
     result.screenshots.push(join(args.out, "portrait_polish_e2e_split.png"));
 

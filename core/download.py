@@ -208,18 +208,33 @@ def _fetch(
                     f"{url} serves {total} bytes for {label}, models.json expects {expected_size}: "
                     "the upstream file changed or the URL is wrong; refusing it"
                 )
+            try:
+                sink = open(part, mode)  # noqa: SIM115 - closed below, after the body loop
+            except OSError as exc:
+                raise DownloadError(f"cannot write {part} for {label}: {exc}") from exc
             reporter = _Reporter(progress, label, total, start)
             received = 0
             error: Exception | None = None
+            body = _iter_body(response)
             try:
-                with open(part, mode) as sink:
-                    for chunk in _iter_body(response):
+                while True:
+                    # Network trouble mid-body (a cut connection, a stall) is worth a resume;
+                    # a failing disk write (full, read-only) is not.
+                    try:
+                        chunk = next(body)
+                    except StopIteration:
+                        break
+                    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                        error = exc
+                        break
+                    try:
                         sink.write(chunk)
-                        received += len(chunk)
-                        reporter.update(len(chunk))
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                error = exc
+                    except OSError as exc:
+                        raise DownloadError(f"cannot write {part} for {label}: {exc}") from exc
+                    received += len(chunk)
+                    reporter.update(len(chunk))
             finally:
+                sink.close()
                 reporter.close()
             got = start + received
             if error is None and (body_size is None or received == body_size):

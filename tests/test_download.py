@@ -381,3 +381,12 @@ def test_concurrent_downloads_of_one_file_do_not_collide(server, tmp_path):
     assert all(isinstance(r, Path) and r.read_bytes() == PAYLOAD for r in results), results
     assert len(served.ranges("/good.bin")) == 1
     assert os.listdir(tmp_path) == ["model.bin"]
+
+
+def test_unwritable_part_file_is_a_write_error_not_a_truncation(server, tmp_path):
+    base, served = server
+    (tmp_path / "model.bin.part").mkdir()  # open() fails whoever runs the test (root too)
+    with pytest.raises(DownloadError, match=r"cannot write .*model\.bin\.part") as info:
+        download_model(spec(f"{base}/good.bin"), tmp_path, progress=False)
+    assert "truncated" not in str(info.value)
+    assert len(served.requests) == 1  # no resume attempts

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import threading
 from dataclasses import dataclass
 
@@ -33,6 +32,492 @@ DETECTION_SIZES: tuple[int, ...] = (640, 1280)
 # Crop around a face given to FaceLandmarker: side = factor × max(box w, h).
 LANDMARK_CROP_FACTOR = 1.9
 LANDMARK_INPUT_SIZE = 384
+
+
+# Mirror partner of each of the 478 FaceLandmarker points (the subject's left <-> right;
+# midline points map to themselves). Derived once by matching the landmarks of 19 frontal
+# portraits with those of their mirror images (optimal assignment, majority vote); it is an
+# involution and maps the known pairs (33<->263, 61<->291, 468<->473, ...), see the tests.
+MIRROR_LANDMARKS: tuple[int, ...] = (
+    0,
+    1,
+    2,
+    248,
+    4,
+    5,
+    6,
+    249,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    250,
+    251,
+    252,
+    253,
+    254,
+    255,
+    256,
+    257,
+    258,
+    259,
+    260,
+    261,
+    262,
+    263,
+    264,
+    265,
+    266,
+    267,
+    268,
+    269,
+    270,
+    271,
+    272,
+    273,
+    274,
+    275,
+    276,
+    277,
+    278,
+    279,
+    280,
+    281,
+    282,
+    283,
+    284,
+    285,
+    286,
+    287,
+    288,
+    289,
+    290,
+    291,
+    292,
+    293,
+    294,
+    295,
+    296,
+    297,
+    298,
+    299,
+    300,
+    301,
+    302,
+    303,
+    304,
+    305,
+    306,
+    307,
+    308,
+    309,
+    310,
+    311,
+    312,
+    313,
+    314,
+    315,
+    316,
+    317,
+    318,
+    319,
+    320,
+    321,
+    322,
+    323,
+    94,
+    324,
+    325,
+    326,
+    327,
+    328,
+    329,
+    330,
+    331,
+    332,
+    333,
+    334,
+    335,
+    336,
+    337,
+    338,
+    339,
+    340,
+    341,
+    342,
+    343,
+    344,
+    345,
+    346,
+    347,
+    348,
+    349,
+    350,
+    351,
+    352,
+    353,
+    354,
+    355,
+    356,
+    357,
+    358,
+    359,
+    360,
+    361,
+    362,
+    363,
+    364,
+    365,
+    366,
+    367,
+    368,
+    369,
+    370,
+    371,
+    372,
+    373,
+    374,
+    375,
+    376,
+    377,
+    378,
+    379,
+    151,
+    152,
+    380,
+    381,
+    382,
+    383,
+    384,
+    385,
+    386,
+    387,
+    388,
+    389,
+    390,
+    164,
+    391,
+    392,
+    393,
+    168,
+    394,
+    395,
+    396,
+    397,
+    398,
+    399,
+    175,
+    400,
+    401,
+    402,
+    403,
+    404,
+    405,
+    406,
+    407,
+    408,
+    409,
+    410,
+    411,
+    412,
+    413,
+    414,
+    415,
+    416,
+    417,
+    418,
+    195,
+    419,
+    197,
+    420,
+    199,
+    200,
+    421,
+    422,
+    423,
+    424,
+    425,
+    426,
+    427,
+    428,
+    429,
+    430,
+    431,
+    432,
+    433,
+    434,
+    435,
+    436,
+    437,
+    438,
+    439,
+    440,
+    441,
+    442,
+    443,
+    444,
+    445,
+    446,
+    447,
+    448,
+    449,
+    450,
+    451,
+    452,
+    453,
+    454,
+    455,
+    456,
+    457,
+    458,
+    459,
+    460,
+    461,
+    462,
+    463,
+    464,
+    465,
+    466,
+    467,
+    3,
+    7,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    26,
+    27,
+    28,
+    29,
+    30,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    45,
+    46,
+    47,
+    48,
+    49,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+    65,
+    66,
+    67,
+    68,
+    69,
+    70,
+    71,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    78,
+    79,
+    80,
+    81,
+    82,
+    83,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
+    91,
+    92,
+    93,
+    95,
+    96,
+    97,
+    98,
+    99,
+    100,
+    101,
+    102,
+    103,
+    104,
+    105,
+    106,
+    107,
+    108,
+    109,
+    110,
+    111,
+    112,
+    113,
+    114,
+    115,
+    116,
+    117,
+    118,
+    119,
+    120,
+    121,
+    122,
+    123,
+    124,
+    125,
+    126,
+    127,
+    128,
+    129,
+    130,
+    131,
+    132,
+    133,
+    134,
+    135,
+    136,
+    137,
+    138,
+    139,
+    140,
+    141,
+    142,
+    143,
+    144,
+    145,
+    146,
+    147,
+    148,
+    149,
+    150,
+    153,
+    154,
+    155,
+    156,
+    157,
+    158,
+    159,
+    160,
+    161,
+    162,
+    163,
+    165,
+    166,
+    167,
+    169,
+    170,
+    171,
+    172,
+    173,
+    174,
+    176,
+    177,
+    178,
+    179,
+    180,
+    181,
+    182,
+    183,
+    184,
+    185,
+    186,
+    187,
+    188,
+    189,
+    190,
+    191,
+    192,
+    193,
+    194,
+    196,
+    198,
+    201,
+    202,
+    203,
+    204,
+    205,
+    206,
+    207,
+    208,
+    209,
+    210,
+    211,
+    212,
+    213,
+    214,
+    215,
+    216,
+    217,
+    218,
+    219,
+    220,
+    221,
+    222,
+    223,
+    224,
+    225,
+    226,
+    227,
+    228,
+    229,
+    230,
+    231,
+    232,
+    233,
+    234,
+    235,
+    236,
+    237,
+    238,
+    239,
+    240,
+    241,
+    242,
+    243,
+    244,
+    245,
+    246,
+    247,
+    473,
+    476,
+    475,
+    474,
+    477,
+    468,
+    471,
+    470,
+    469,
+    472,
+)
 
 
 @dataclass
@@ -190,8 +675,8 @@ class _Landmarker:
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.IMAGE,
             num_faces=3,
-            min_face_detection_confidence=0.3,
-            min_face_presence_confidence=0.3,
+            min_face_detection_confidence=0.5,
+            min_face_presence_confidence=0.5,
             min_tracking_confidence=0.3,
         )
         try:
@@ -234,14 +719,17 @@ def square_crop(
 ) -> tuple[np.ndarray, float, float, float]:
     """Resample a square window (may extend past the frame: black fill) to ``size``×``size``.
 
-    Returns ``(crop, x0, y0, scale)``: a crop pixel ``(u, v)`` is image ``(x0 + u/scale, y0 + v/scale)``.
+    Returns ``(crop, x0, y0, scale)``: crop point ``(u, v)`` is image point
+    ``(x0 + u/scale, y0 + v/scale)``, both in continuous coordinates (pixel ``i`` spans
+    ``[i, i + 1)``, as MediaPipe's normalised landmarks do).
     """
     import cv2
 
     scale = size / side
     x0 = center[0] - side / 2
     y0 = center[1] - side / 2
-    matrix = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]], np.float64)
+    # OpenCV maps pixel-centre indices: u_idx + 0.5 = (x_idx + 0.5 - x0) * scale.
+    matrix = np.array([[scale, 0.0, (0.5 - x0) * scale - 0.5], [0.0, scale, (0.5 - y0) * scale - 0.5]], np.float64)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     crop = cv2.warpAffine(
         rgb, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
@@ -249,35 +737,77 @@ def square_crop(
     return crop, x0, y0, scale
 
 
-def face_landmarks(rgb: np.ndarray, det: Detection) -> np.ndarray | None:
+def _mirror_average(direct: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """Average landmarks (normalised crop coords) of a crop and of its mirror image.
+
+    The landmark model is not exactly mirror-symmetric; averaging the two views makes the
+    result so (a flipped photo parses to the flipped masks) and halves the jitter.
+    """
+    back = mirrored[list(MIRROR_LANDMARKS)].copy()
+    back[:, 0] = 1.0 - back[:, 0]
+    return (direct + back) / 2.0
+
+
+def _landmarks_in_window(
+    landmarker: _Landmarker,
+    rgb: np.ndarray,
+    center: tuple[float, float],
+    side: float,
+    nose: np.ndarray,
+    mirror_average: bool,
+) -> np.ndarray | None:
+    """Landmarks (image px) of the face nearest ``nose`` in a square window, or None."""
+    crop, x0, y0, scale = square_crop(rgb, center, side, LANDMARK_INPUT_SIZE)
+    faces = landmarker.detect(crop)
+    if not faces:
+        return None
+    to_image = LANDMARK_INPUT_SIZE / scale
+    nose_crop = np.array([(nose[0] - x0) / to_image, (nose[1] - y0) / to_image])
+    best = min(faces, key=lambda pts: float(np.hypot(*(pts[1, :2] - nose_crop))))
+    if float(np.hypot(*(best[1, :2] - nose_crop))) * to_image >= side * 0.25:
+        return None
+    if mirror_average:
+        mirrored_faces = landmarker.detect(np.ascontiguousarray(crop[:, ::-1]))
+        if mirrored_faces:
+            candidates = [_mirror_average(best, m) for m in mirrored_faces]
+            # The mirrored view of the same face lands on the same nose.
+            averaged = min(candidates, key=lambda pts: float(np.hypot(*(pts[1, :2] - best[1, :2]))))
+            if float(np.hypot(*(averaged[1, :2] - best[1, :2]))) * to_image < side * 0.05:
+                best = averaged
+    img_pts = np.empty_like(best)
+    img_pts[:, 0] = x0 + best[:, 0] * to_image
+    img_pts[:, 1] = y0 + best[:, 1] * to_image
+    img_pts[:, 2] = best[:, 2] * to_image
+    return img_pts
+
+
+def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True) -> np.ndarray | None:
     """478×3 landmarks (x, y in image px; z in the same px units) for one detection, or None.
 
-    The crop is centred on the detection; when several faces show in it, the one whose
-    nose is closest to the detection's nose wins.
+    First pass: a square crop centred on the detection (twice as wide again if nothing is
+    found); when several faces show in it, the one whose nose is closest to the detection's
+    nose wins. Second pass: the crop is re-centred on the first pass's landmarks, so the
+    result depends on the face, not on where the detector's box happened to fall. With
+    ``mirror_average`` each pass also runs on the mirrored crop (see :func:`_mirror_average`).
     """
     landmarker = _landmarker()
     x, y, w, h = det.box
     center = (x + w / 2, y + h / 2)
     nose = det.keypoints5[2]
+    first = None
     for factor in (LANDMARK_CROP_FACTOR, LANDMARK_CROP_FACTOR * 1.5):
-        side = max(w, h) * factor
-        crop, x0, y0, scale = square_crop(rgb, center, side, LANDMARK_INPUT_SIZE)
-        faces = landmarker.detect(crop)
-        if not faces:
-            continue
-        best = None
-        best_dist = math.inf
-        for pts in faces:
-            img_pts = np.empty_like(pts)
-            img_pts[:, 0] = x0 + pts[:, 0] * LANDMARK_INPUT_SIZE / scale
-            img_pts[:, 1] = y0 + pts[:, 1] * LANDMARK_INPUT_SIZE / scale
-            img_pts[:, 2] = pts[:, 2] * LANDMARK_INPUT_SIZE / scale
-            dist = float(np.hypot(*(img_pts[1, :2] - nose)))
-            if dist < best_dist:
-                best, best_dist = img_pts, dist
-        if best is not None and best_dist < max(w, h) * 0.5:
-            return best
-    return None
+        first = _landmarks_in_window(landmarker, rgb, center, max(w, h) * factor, nose, mirror_average)
+        if first is not None:
+            break
+    if first is None:
+        return None
+    x_min, y_min = first[:, :2].min(axis=0)
+    x_max, y_max = first[:, :2].max(axis=0)
+    side = max(x_max - x_min, y_max - y_min) * LANDMARK_CROP_FACTOR * 0.9
+    refined = _landmarks_in_window(
+        landmarker, rgb, ((x_min + x_max) / 2, (y_min + y_max) / 2), side, first[1, :2], mirror_average
+    )
+    return refined if refined is not None else first
 
 
 # ---------------------------------------------------------------------------------------

@@ -140,6 +140,20 @@ JAW = [132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397,
 CHEEK_POINTS = [50, 101, 118, 117, 123, 280, 330, 347, 346, 352, 36, 266, 205, 425]
 FOREHEAD_POINTS = [151, 108, 337, 69, 299, 9]
 
+# Regions whose edges are snapped to the image by the guided filter (teeth already come
+# from the pixels; the mouth interior is bounded by the lips; eye whites and irises are
+# too thin for the filter's window and keep their landmark edges).
+SNAPPED_REGIONS = (
+    "skin",
+    "neck",
+    "hair",
+    "nose",
+    "upper_lip",
+    "lower_lip",
+    "left_brow",
+    "right_brow",
+)
+
 # Regions that swap under a horizontal flip.
 LEFT_RIGHT_PAIRS = (("left_brow", "right_brow"), ("left_eye_white", "right_eye_white"), ("left_iris", "right_iris"))
 
@@ -165,13 +179,18 @@ class ParseOptions:
 
 
 def _fill(shape: tuple[int, int], polygons: Sequence[np.ndarray]) -> np.ndarray:
-    """Binary float32 mask of filled polygons (sub-pixel vertex precision)."""
+    """Binary float32 mask of filled polygons (sub-pixel vertex precision).
+
+    Vertices are in continuous coordinates (pixel ``i`` spans ``[i, i + 1)``); OpenCV puts
+    pixel centres on integers, hence the half-pixel shift (without it a mirrored face
+    would be drawn a pixel off its mirror image).
+    """
     import cv2
 
     mask = np.zeros(shape, np.float32)
     shift = 4
     pts = [
-        np.round(np.asarray(p, np.float64) * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
+        np.round((np.asarray(p, np.float64) - 0.5) * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
         for p in polygons
         if len(p) >= 3
     ]
@@ -274,7 +293,7 @@ def teeth_likelihood(lab: torch.Tensor, skin_lightness: float) -> torch.Tensor:
 def _sample_points(values: torch.Tensor, points: np.ndarray) -> torch.Tensor:
     """Values ``[h, w, C]`` at integer-rounded points (clipped into the image) -> ``[N, C]``."""
     height, width = values.shape[:2]
-    pts = np.clip(np.round(points).astype(int), 0, [width - 1, height - 1])
+    pts = np.clip(np.floor(points).astype(int), 0, [width - 1, height - 1])
     return values[torch.from_numpy(pts[:, 1]), torch.from_numpy(pts[:, 0])]
 
 
@@ -512,11 +531,7 @@ def _face_masks(
     if refine:
         # Snap edges to the image: one colour-guided filter over all regions at once.
         radius = max(1, round(0.01 * work_scale))
-        names = [
-            n
-            for n in ("skin", "neck", "hair", "upper_lip", "lower_lip", "left_brow", "right_brow", "nose")
-            if n in masks
-        ]
+        names = [n for n in SNAPPED_REGIONS if n in masks]
         stack = torch.stack([masks[n] for n in names])[None]
         guide = work_rgb.permute(2, 0, 1)[None]
         snapped = fast_guided_filter(guide, stack, radius, 2e-3)[0].clamp(0.0, 1.0)
@@ -660,6 +675,21 @@ def parse_frame(rgb: torch.Tensor, options: ParseOptions) -> ImageFaces:
         item.person = person
     for det in detections:
         lm = detect.face_landmarks(model_input, det)
+        if lm is not None:
+            oval = lm[FACE_OVAL, :2]
+            x_min, y_min = oval.min(axis=0)
+            x_max, y_max = oval.max(axis=0)
+            lm_box = (float(x_min), float(y_min), float(x_max - x_min), float(y_max - y_min))
+            if detect.box_iou(lm_box, det.box) < 0.3:
+                # The landmarker locked on to another face in the crop: this detection is
+                # not confirmed (and that other face has its own detection).
+                lm = None
+            elif any(
+                other.landmarks is not None
+                and float(np.hypot(*(other.landmarks[1].numpy() - lm[1, :2]))) < 0.15 * other.scale
+                for other in item.faces
+            ):
+                continue  # the same face found twice
         crop = crop_window(det.box, height, width)
         face = Face(box=tuple(float(v) for v in det.box), score=det.score, crop=crop)
         face.keypoints5 = torch.from_numpy(det.keypoints5.astype(np.float32))

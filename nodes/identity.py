@@ -16,6 +16,12 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 UI_KEY = "portrait_polish_identity"
 
 
+def _summary(result) -> str:  # noqa: ANN001 - core.identity.GuardResult
+    faces = len(result.faces)
+    verdict = "no face to check" if not faces else "PASS" if result.passed else "FAIL"
+    return f"{result.backend} · threshold {result.threshold:.2f} ({result.threshold_source}) · {faces} face(s) · min {result.similarity:.3f} · {verdict}"
+
+
 def _threshold_tooltip() -> str:
     levels = ", ".join(f"{name} {t.retouch:.2f}" for name, t in THRESHOLDS.items())
     return (
@@ -79,7 +85,7 @@ class IdentityGuard:
 
     def guard(self, original, retouched, backend: str, threshold: float, action: str, face_regions=None) -> dict[str, Any]:  # noqa: ANN001 - ComfyUI types
         result = guard_identity(original, retouched, backend=backend, threshold=threshold, action=action, regions=face_regions)
-        ui: dict[str, Any] = {UI_KEY: result.ui_entries()}
+        ui: dict[str, Any] = {UI_KEY: result.ui_entries(), UI_KEY + "_summary": [_summary(result)]}
         before = original if original.shape[0] == result.image.shape[0] else original[:1].expand(result.image.shape[0], -1, -1, -1)
         ui.update(compare_ui(before, result.image))
         return {"ui": ui, "result": (result.image, float(result.similarity), bool(result.passed), result.report_json())}

@@ -195,11 +195,13 @@ def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> 
 
 def _iris_geometry(iris: torch.Tensor, points: torch.Tensor | None) -> tuple[float, float, float]:
     """Iris centre (x, y) and radius in window px: from landmarks when given, else the mask."""
+    height, width = iris.shape
     if points is not None:
         centre = points[0]
         radius = float(torch.linalg.norm(points[1:] - centre, dim=-1).mean())
-        return float(centre[0]), float(centre[1]), radius
-    height, width = iris.shape
+        # Trust the landmarks only when they make a sensible circle inside this window.
+        if radius >= 1.0 and 0 <= float(centre[0]) < width and 0 <= float(centre[1]) < height:
+            return float(centre[0]), float(centre[1]), radius
     yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=iris.device), torch.arange(width, dtype=torch.float32, device=iris.device), indexing="ij")
     total = float(iris.sum())
     cx = float((xx * iris).sum()) / total
@@ -228,25 +230,33 @@ def _solve_detail_amount(light: torch.Tensor, detail: torch.Tensor, core: torch.
     return max(0.0, min(4.0, (-cov + math.sqrt(disc)) / var_d))
 
 
-def find_catchlight(light: torch.Tensor, iris: torch.Tensor) -> tuple[int, int, float, float] | None:
-    """(y, x, peak L*, threshold L*) of a clear catchlight in the iris, or None.
+def catchlight_search_area(iris: torch.Tensor, centre_x: float, centre_y: float, radius: float) -> torch.Tensor:
+    """Where a catchlight may be: the iris core (mask > 0.5) within 0.85 radii of its centre,
+    so the bright white at the iris's soft edge is never mistaken for one."""
+    height, width = iris.shape
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=iris.device), torch.arange(width, dtype=torch.float32, device=iris.device), indexing="ij")
+    inside = ((xx - centre_x) ** 2 + (yy - centre_y) ** 2) <= (0.85 * radius) ** 2
+    return (iris > 0.5) & inside
 
-    Clear means: a small spot (≤ 15 % of the iris) at least 20 L* above the iris median,
+
+def find_catchlight(light: torch.Tensor, area: torch.Tensor) -> tuple[int, int, float, float] | None:
+    """(y, x, peak L*, threshold L*) of a clear catchlight inside ``area`` (bool), or None.
+
+    Clear means: a small spot (≤ 15 % of the area) at least 20 L* above the area's median,
     and at least L* 55. A dull iris with no such spot gets nothing painted.
     """
-    core = iris > 0.3
-    if int(core.sum()) < 12:
+    if int(area.sum()) < 12:
         return None
-    masked = torch.where(core, light, torch.full_like(light, -1.0))
+    masked = torch.where(area, light, torch.full_like(light, -1.0))
     flat_index = int(torch.argmax(masked))
     y, x = divmod(flat_index, light.shape[1])
     peak = float(light[y, x])
-    median = float(light[core].median())
+    median = float(light[area].median())
     if peak < 55.0 or peak - median < 20.0:
         return None
     threshold = median + 0.5 * (peak - median)
-    spot = core & (light > threshold)
-    if float(spot.sum()) > 0.15 * float(core.sum()):
+    spot = area & (light > threshold)
+    if float(spot.sum()) > 0.15 * float(area.sum()):
         return None
     return y, x, peak, threshold
 
@@ -276,11 +286,13 @@ def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, p
         ring = _smoothstep(0.72, 0.95, r)
         new_l = new_l * (1.0 - 0.15 * min(settings.limbal_ring, 1.0) * ring)
     if settings.catchlight > 0:
-        found = find_catchlight(new_l, iris)
+        area = catchlight_search_area(iris, cx, cy, radius)
+        found = find_catchlight(new_l, area)
         if found is not None:
             _y, _x, peak, threshold = found
-            # Monotone in L* (slope ≥ 1 − k > 0), so the brightest pixel stays the brightest.
-            weight = _smoothstep(threshold, peak, new_l)
+            # Monotone in L* (slope ≥ 1 − k > 0), so the brightest pixel stays the brightest;
+            # only inside the search area (never the white at the iris's edge).
+            weight = _smoothstep(threshold, peak, new_l) * area.to(new_l.dtype)
             k = 0.6 * min(settings.catchlight, 1.0)
             new_l = new_l + k * (100.0 - new_l).clamp_min(0.0) * weight
     new_l = torch.where(pupil, torch.minimum(new_l, light), new_l).clamp(0.0, 100.0)
@@ -437,6 +449,9 @@ def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, devi
             iris_lab = enhance_iris(edited_lab, iris, settings, points)
             edited_lab = edited_lab + (iris_lab - edited_lab) * iris[..., None]
             weight = torch.maximum(weight, iris)
+        # Only pixels whose Lab actually changed are rewritten (the Lab round trip is not
+        # bit-exact, so a part that found nothing to do, e.g. no catchlight, must not touch them).
+        weight = weight * (edited_lab != lab).any(dim=-1).to(weight.dtype)
         if float(weight.sum()) > 0:
             edited = colour.lab_to_rgb(edited_lab).to(patch.dtype)
             # edited_lab already carries the soft mask blend; the indicator keeps the rest exact.
@@ -526,6 +541,7 @@ __all__ = [
     "eye_regions_from_mask",
     "check_eye_open",
     "find_catchlight",
+    "catchlight_search_area",
     "under_eye_band",
     "iris_contrast_target",
 ]

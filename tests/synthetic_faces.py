@@ -160,6 +160,12 @@ def red_eyes_fixture(seed: int = 0, height: int = 240, width: int = 400, closed:
         masks[f"{side}_eye_white"] = _soft(sclera, 0.6)
         masks[f"{side}_iris"] = _soft(iris, 0.6)
         truth.update({f"{side}_sclera": sclera, f"{side}_veins": veins, f"{side}_iris": iris, f"{side}_pupil": pupil, f"{side}_catch": catch, f"{side}_limbal": limbal})
+        # MediaPipe iris landmarks: the centre, then four points on the iris circle.
+        centre_index = 468 if side == "right" else 473
+        landmarks[centre_index] = torch.tensor([ex, eye_y])
+        for j in range(4):
+            t = j * math.pi / 2
+            landmarks[centre_index + 1 + j] = torch.tensor([ex + iris_r * math.cos(t), eye_y + iris_r * math.sin(t)])
         # MediaPipe lower-lid landmarks of this eye, along the ellipse's lower edge.
         lower = LOWER_LID[side]
         for j, index in enumerate(lower):

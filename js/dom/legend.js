@@ -87,13 +87,7 @@ export class RegionLegend {
     this.toggleable = canToggle(legend) && !!baseRef;
     this.renderChips();
     this.stage.style.display = this.toggleable ? "" : "none";
-    this.note.textContent = this.toggleable
-      ? "Click a region to show or hide it."
-      : this.regionsControl
-        ? "Click a region to add or remove it from 'regions'; run again to update the preview and mask."
-        : legend.length
-          ? "Region colours of the overlay preview."
-          : "No regions found.";
+    this.note.textContent = this.noteText();
     this.base = null;
     this.masks = new Map();
     const generation = ++this.generation;
@@ -113,9 +107,16 @@ export class RegionLegend {
       console.warn("[Portrait Polish] region masks could not be loaded; showing the legend only", error);
       this.toggleable = false;
       this.stage.style.display = "none";
-      this.note.textContent = "Region colours of the overlay preview.";
+      this.renderChips();
+      this.note.textContent = this.noteText();
     }
     this.onChange();
+  }
+
+  noteText() {
+    if (this.mode === "masks") return "Click a region to show or hide it.";
+    if (this.mode === "widget") return "Click a region to add or remove it from 'regions'; run again to update the preview and mask.";
+    return this.legend.length ? "Region colours of the overlay preview." : "No regions found.";
   }
 
   get mode() {

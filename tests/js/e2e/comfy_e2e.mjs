@@ -260,6 +260,74 @@ async function main() {
       result.screenshots.push(join(args.out, "portrait_polish_e2e_menu.png"));
       await page.keyboard.press("Escape");
     }
+    // The legend's "masks" mode (a FaceParse that sends a mask per region): regions switch on
+    // and off in the browser. Base and masks are drawn and uploaded here as temp images.
+    const masks = await page.evaluate(async () => {
+      const { app, LiteGraph } = window;
+      const upload = async (name, draw) => {
+        const canvas = document.createElement("canvas");
+        canvas.width = canvas.height = 64;
+        const ctx = canvas.getContext("2d");
+        draw(ctx);
+        const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+        const form = new FormData();
+        form.append("image", blob, name);
+        form.append("type", "temp");
+        form.append("overwrite", "true");
+        const response = await fetch("api/upload/image", { method: "POST", body: form });
+        const saved = await response.json(); // {name, subfolder, type}
+        return { filename: saved.name, subfolder: saved.subfolder ?? "", type: saved.type ?? "temp" };
+      };
+      const fill = (colour, x, width) => (ctx) => {
+        ctx.fillStyle = "#000";
+        ctx.fillRect(0, 0, 64, 64);
+        ctx.fillStyle = colour;
+        ctx.fillRect(x, 0, width, 64);
+      };
+      const base = await upload("pp_e2e_base.png", fill("#808080", 0, 64));
+      const left = await upload("pp_e2e_mask_left.png", fill("#fff", 0, 32));
+      const right = await upload("pp_e2e_mask_right.png", fill("#fff", 32, 32));
+      const node = LiteGraph.createNode("PortraitPolishFaceParse");
+      node.pos = [20, 700];
+      app.graph.add(node);
+      node.onExecuted({
+        portrait_polish_regions: [
+          { name: "skin", color: "#ff0000", mask: left },
+          { name: "teeth", color: "#00ff00", mask: right },
+        ],
+        portrait_polish_regions_base: [base],
+      });
+      const widget = () => node.__portraitPolish?.regions;
+      const pixel = (x) => {
+        const canvas = widget().canvas;
+        return [...canvas.getContext("2d").getImageData(x, 32, 1, 1).data.slice(0, 3)];
+      };
+      for (let i = 0; i < 50 && !widget()?.showsPicture; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+      const outcome = { mode: widget()?.mode, shows: !!widget()?.showsPicture };
+      if (outcome.shows) {
+        outcome.leftOn = pixel(8);
+        outcome.rightOn = pixel(56);
+        widget().root.querySelector('.pp-chip[data-region="skin"] input').click();
+        outcome.leftOff = pixel(8);
+        outcome.rightStill = pixel(56);
+        outcome.hidden = [...(node.properties.portrait_polish?.hidden ?? [])];
+      }
+      app.graph.remove(node);
+      return outcome;
+    });
+    result.masksMode = masks;
+    check(
+      "legend switches regions in the browser when masks are sent",
+      masks.mode === "masks" &&
+        masks.shows &&
+        masks.leftOn[0] > masks.leftOn[1] + 40 &&
+        masks.rightOn[1] > masks.rightOn[0] + 40 &&
+        Math.abs(masks.leftOff[0] - 128) <= 2 &&
+        masks.rightStill[1] === masks.rightOn[1] &&
+        masks.hidden.includes("skin"),
+      JSON.stringify(masks),
+    );
+
     // Failing soft: odd UI outputs never throw, and a preview image that cannot be loaded
     // hands the node back to ComfyUI's own preview.
     const soft = await page.evaluate(async () => {

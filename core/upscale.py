@@ -357,9 +357,10 @@ def upscale_image(
     grey = channels == 1
     out_colour = out[..., :1] if grey else out[..., :3]
 
-    if out_h <= height and out_w <= width:
-        # Not an enlargement: a super-resolution model adds nothing a good resample lacks.
-        log.info("Upscale: %dx%d -> %dx%d is not an enlargement; resampling without the model", width, height, out_w, out_h)
+    if out_h <= height and out_w <= width and (out_h, out_w) != (height, width):
+        # A reduction: a super-resolution model adds nothing a good resample lacks. (The same
+        # size still runs the model: its detail and denoising at 1x is a real use.)
+        log.info("Upscale: %dx%d -> %dx%d is a reduction; resampling without the model", width, height, out_w, out_h)
         for b in range(batch):
             out_colour[b] = resize_plane(image[b, ..., : out_colour.shape[-1]], out_h, out_w)
     else:

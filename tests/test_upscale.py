@@ -122,12 +122,17 @@ def test_target_long_edge(compact, crop):
     assert psnr(out, expected) >= 45.0
 
 
-def test_long_edge_below_input_only_resamples(compact, crop):
+def test_reduction_only_resamples_same_size_runs_the_model(compact, crop):
     calls = []
     model = esrgan.UpscaleModel(module=compact.module, arch="x", scale=4, call=lambda x: calls.append(x) or compact.module(x))
     out = upscale.upscale_image(crop, model, mode="long edge", long_edge=100)
     assert out.shape == (1, 100, 100, 3) and not calls
     assert torch.equal(out, upscale.resize_plane(crop[0], 100, 100).clamp(0, 1)[None])
+    # The same size still runs the model (its 1x detail/denoise is a real use).
+    small = crop[:, :48, :48].contiguous()
+    same = upscale.upscale_image(small, model, mode="factor", factor=1.0)
+    assert calls and same.shape == small.shape
+    assert psnr(same, upscale.resize_plane(untiled(compact, small)[0], 48, 48).clamp(0, 1)[None]) >= 45.0
 
 
 def test_alpha_is_carried_through(compact, crop):

@@ -338,7 +338,16 @@ def under_eye_band(face: Face, side: str, eye_mask: torch.Tensor) -> torch.Tenso
     eye_width = float(lid[-1, 0] - lid[0, 0])
     if eye_width < 6:
         return band
-    xs = torch.arange(width, dtype=torch.float32)
+    # Work on a window around the band only (a 24 MP face crop must not cost a full-crop
+    # dilation): the lid's columns, and from the lid's top to 0.4 eye widths below it.
+    radius = max(1, int(0.04 * eye_width))
+    wx0 = max(0, int(float(lid[0, 0])) - 1)
+    wx1 = min(width, int(math.ceil(float(lid[-1, 0]))) + 2)
+    wy0 = max(0, int(float(lid[:, 1].min())) - radius - 1)
+    wy1 = min(height, int(math.ceil(float(lid[:, 1].max()) + 0.4 * eye_width)) + 2)
+    if wx1 <= wx0 or wy1 <= wy0:
+        return band
+    xs = torch.arange(wx0, wx1, dtype=torch.float32)
     # Lid height per column (linear interpolation along the sorted landmark polyline).
     idx = torch.searchsorted(lid[:, 0].contiguous(), xs).clamp(1, lid.shape[0] - 1)
     xa, xb = lid[idx - 1, 0], lid[idx, 0]
@@ -348,16 +357,21 @@ def under_eye_band(face: Face, side: str, eye_mask: torch.Tensor) -> torch.Tenso
     # Horizontal taper: full in the middle of the eye, fading to zero at the corners.
     u = (xs - float(lid[0, 0])) / eye_width
     across = torch.sin(math.pi * u.clamp(0.0, 1.0)) ** 0.7
-    ys = torch.arange(height, dtype=torch.float32)[:, None]
+    ys = torch.arange(wy0, wy1, dtype=torch.float32)[:, None]
     depth = (ys - lid_y[None, :]) / eye_width
     down = _smoothstep(0.02, 0.08, depth) * (1.0 - _smoothstep(0.22, 0.38, depth))
-    band = down * across[None, :]
-    eyes = dilate_mask((eye_mask > 0.05).to(torch.float32), max(1, int(0.04 * eye_width)))
-    band = band * (1.0 - eyes)
+    window = down * across[None, :]
+    # The eye itself (dilated: lashes) is never part of the band; dilate on a padded window
+    # so eye pixels just outside it still count.
+    py0, py1 = max(0, wy0 - radius), min(height, wy1 + radius)
+    px0, px1 = max(0, wx0 - radius), min(width, wx1 + radius)
+    eyes = dilate_mask((eye_mask[py0:py1, px0:px1] > 0.05).to(torch.float32).cpu(), radius)
+    window = window * (1.0 - eyes[wy0 - py0 : wy1 - py0, wx0 - px0 : wx1 - px0])
     skin = face.masks.get("skin")
     if skin is not None:
-        band = band * skin.to(torch.float32).cpu()
-    return band.clamp(0.0, 1.0)
+        window = window * skin[wy0:wy1, wx0:wx1].to(torch.float32).cpu()
+    band[wy0:wy1, wx0:wx1] = window.clamp(0.0, 1.0)
+    return band
 
 
 def soften_under_eye(lab: torch.Tensor, band: torch.Tensor, eye_width: float, strength: float) -> torch.Tensor:

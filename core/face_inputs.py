@@ -70,14 +70,26 @@ def resolve_regions(
     return limit_regions_by_mask(face_regions, mask, batch, height, width)
 
 
-def restore_layout(image: torch.Tensor, rgb_in: torch.Tensor, rgb_out: torch.Tensor, channels: int, alpha: torch.Tensor | None) -> torch.Tensor:
+def split_layout(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]:
+    """``(base, rgb, channels, alpha)``: the float32 IMAGE, its 3-channel view, and what
+    :func:`restore_layout` needs. Like :func:`core.tensors.to_rgb`, but validates the frame
+    once (on 24 MP each validation pass is a noticeable cost) and keeps ``base``."""
+    base = as_image_batch(image)
+    channels = base.shape[-1]
+    if channels == 1:
+        return base, base.expand(-1, -1, -1, 3), 1, None
+    if channels == 4:
+        return base, base[..., :3], 4, base[..., 3]
+    return base, base, channels, None
+
+
+def restore_layout(base: torch.Tensor, rgb_in: torch.Tensor, rgb_out: torch.Tensor, channels: int, alpha: torch.Tensor | None) -> torch.Tensor:
     """Give ``rgb_out`` the input's layout (grey, RGB, RGBA) with untouched pixels bit-exact.
 
-    ``rgb_in`` is what :func:`core.tensors.to_rgb` made of ``image``. Unchanged output is the
-    input itself (as float32); a grey frame keeps its own value wherever nothing changed (the
-    mean of three equal floats is not always that float).
+    ``base``/``rgb_in`` come from :func:`split_layout`. Unchanged output is ``base`` itself;
+    a grey frame keeps its own value wherever nothing changed (the mean of three equal
+    floats is not always that float).
     """
-    base = as_image_batch(image)
     if rgb_out is rgb_in:
         return base
     if channels == 1:

@@ -6,9 +6,8 @@ from typing import Any
 
 from ..core import comfy
 from ..core.eyes import EyeSettings, enhance_eyes, eye_regions_from_mask
-from ..core.face_inputs import resolve_regions, restore_layout
+from ..core.face_inputs import resolve_regions, restore_layout, split_layout
 from ..core.regions import count_faces
-from ..core.tensors import as_image_batch, to_rgb
 from .common import FACE_REGIONS, category, float_widget, register
 from .preview import compare_ui
 
@@ -82,7 +81,7 @@ class EyeEnhance:
         face_regions=None,  # noqa: ANN001
         mask=None,  # noqa: ANN001
     ) -> dict[str, Any]:
-        rgb, channels, alpha = to_rgb(image)
+        base, rgb, channels, alpha = split_layout(image)
         regions = resolve_regions("EyeEnhance", rgb, face_regions, mask, eye_regions_from_mask)
         settings = EyeSettings(
             sclera=float(whites),
@@ -94,8 +93,8 @@ class EyeEnhance:
         )
         with comfy.Progress(max(1, count_faces(regions)), "EyeEnhance") as progress:
             out_rgb = enhance_eyes(rgb, regions, settings, device=comfy.torch_device(), progress=progress.update)
-        result = restore_layout(image, rgb, out_rgb, channels, alpha)
-        return {"ui": compare_ui(as_image_batch(image), result), "result": (result,)}
+        result = restore_layout(base, rgb, out_rgb, channels, alpha)
+        return {"ui": compare_ui(base, result), "result": (result,)}
 
 
 register(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, EyeEnhance, "EyeEnhance")

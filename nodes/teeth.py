@@ -7,10 +7,9 @@ from typing import Any
 import torch
 
 from ..core import comfy
-from ..core.face_inputs import resolve_regions, restore_layout
+from ..core.face_inputs import resolve_regions, restore_layout, split_layout
 from ..core.regions import count_faces, regions_from_mask
 from ..core.teeth import TeethSettings, whiten_teeth
-from ..core.tensors import as_image_batch, to_rgb
 from .common import FACE_REGIONS, bool_widget, category, float_widget, register
 from .preview import compare_ui
 
@@ -74,13 +73,13 @@ class TeethWhiten:
         }
 
     def whiten(self, image, strength: float, brighten: float, natural_cap: bool, face_regions=None, mask=None) -> dict[str, Any]:  # noqa: ANN001 - ComfyUI types
-        rgb, channels, alpha = to_rgb(image)
+        base, rgb, channels, alpha = split_layout(image)
         regions = resolve_regions("TeethWhiten", rgb, face_regions, mask, _teeth_regions_from_mask)
         settings = TeethSettings(strength=float(strength), brighten=float(brighten), natural_cap=bool(natural_cap))
         with comfy.Progress(max(1, count_faces(regions)), "TeethWhiten") as progress:
             out_rgb = whiten_teeth(rgb, regions, settings, device=comfy.torch_device(), progress=progress.update)
-        result = restore_layout(image, rgb, out_rgb, channels, alpha)
-        return {"ui": compare_ui(as_image_batch(image), result), "result": (result,)}
+        result = restore_layout(base, rgb, out_rgb, channels, alpha)
+        return {"ui": compare_ui(base, result), "result": (result,)}
 
 
 register(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, TeethWhiten, "TeethWhiten")

@@ -51,10 +51,12 @@ def _socket(info: dict[str, Any], kind: str) -> str | None:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "natural_headshot": {},  # every node at its defaults: the defaults ARE the natural look
     "profile_photo": {
+        "TextureSafeSmooth": {"strength": 0.3, "dodge_burn": 0.3},
         "TeethWhiten": {"strength": 0.3, "brighten": 0.3},
         "EyeEnhance": {"whites": 0.3, "iris_clarity": 0.3, "catchlight": 0.15},
     },
     "polished": {
+        "TextureSafeSmooth": {"strength": 0.75, "dodge_burn": 0.7, "shine": 0.4},
         "TeethWhiten": {"strength": 0.8, "brighten": 0.7},
         "EyeEnhance": {"whites": 0.75, "iris_clarity": 0.7, "iris_saturation": 0.2, "catchlight": 0.5, "under_eye": 0.4},
         "IdentityGuard": {"action": "blend"},
@@ -69,7 +71,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 def _chain(object_info: dict[str, Any], stages: list[str], values: dict[str, dict[str, Any]], *, guard: bool = True,
            upscale: dict[str, Any] | None = None, prefix: str = "portrait_polish/retouched") -> list[NodeSpec]:
     nodes = [NodeSpec("load", "LoadImage", values={"image": SAMPLE_IMAGE}, title="Portrait")]
-    nodes.append(NodeSpec("parse", f"{P}FaceParse", links={"image": ("load", "IMAGE")}, values=values.get("FaceParse", {}),
+    parse_values = dict(values.get("FaceParse", {}))
+    if any(spec.name == "bisenet_model" for spec in input_specs(object_info[f"{P}FaceParse"])):
+        # Pinned: the dropdown's default is whatever file the machine has first.
+        parse_values.setdefault("bisenet_model", "parsing_bisenet.pth")
+    nodes.append(NodeSpec("parse", f"{P}FaceParse", links={"image": ("load", "IMAGE")}, values=parse_values,
                           models=_models_for("FaceParse")))
     previous, previous_output = "load", "IMAGE"
     for stage in stages:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError
@@ -60,7 +61,35 @@ def local_object_info(classes: dict[str, type] | None = None, names: dict[str, s
     if classes is None:
         classes, names = pack_classes()
     names = names or {}
-    return {class_id: node_info(class_id, cls, names.get(class_id)) for class_id, cls in classes.items()}
+    info = {class_id: node_info(class_id, cls, names.get(class_id)) for class_id, cls in classes.items()}
+    _allow_registry_defaults(info)
+    return info
+
+
+def _allow_registry_defaults(info: dict[str, Any]) -> None:
+    """A model dropdown lists the model files found on disk. In-process, also offer the
+    pack's own models.json files of the same kind for that node: the pack's resolver finds
+    or downloads them on first use (and says clearly when it cannot). So a workflow that
+    names ``parsing_bisenet.pth`` stays valid on a machine that does not have it yet."""
+    try:
+        from ..core.models import registry
+
+        specs = list(registry().values())
+    except Exception:  # noqa: BLE001 - no registry (a foreign node set): nothing to add
+        return
+    model_suffixes = {Path(spec.filename).suffix for spec in specs}
+    for class_id, node in info.items():
+        plain = class_id.removeprefix("PortraitPolish")
+        for section in ("required", "optional"):
+            for raw in (node.get("input", {}).get(section) or {}).values():
+                if not (isinstance(raw, list) and raw and isinstance(raw[0], list)):
+                    continue
+                suffixes = {Path(str(c)).suffix for c in raw[0]} & model_suffixes
+                if not suffixes:
+                    continue
+                for spec in specs:
+                    if plain in spec.nodes and Path(spec.filename).suffix in suffixes and spec.filename not in raw[0]:
+                        raw[0].append(spec.filename)
 
 
 @dataclass(frozen=True)

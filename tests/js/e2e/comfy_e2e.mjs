@@ -258,7 +258,29 @@ async function main() {
       );
       await page.screenshot({ path: join(args.out, "portrait_polish_e2e_menu.png") });
       result.screenshots.push(join(args.out, "portrait_polish_e2e_menu.png"));
-      await page.keyboard.press("Escape");
+      if (templates.length) {
+        // load the first bundled workflow from the menu, as a user would
+        await page.evaluate(() => window.app.graph._nodes.forEach((n) => (n.__ppE2E = true)));
+        await page.locator(".litecontextmenu").last().locator(".litemenu-entry").first().click();
+        const loaded = await page
+          .waitForFunction(
+            () => {
+              const nodes = window.app.graph._nodes;
+              return !nodes.some((n) => n.__ppE2E) && nodes.some((n) => n.type.startsWith("PortraitPolish"));
+            },
+            null,
+            { timeout: 15000 },
+          )
+          .then(() => true)
+          .catch(() => false);
+        result.loadedWorkflow = await page.evaluate(() => window.app.graph._nodes.map((n) => n.type));
+        check("an example workflow loads from the menu", loaded, JSON.stringify(result.loadedWorkflow));
+        await page.waitForTimeout(500);
+        await page.screenshot({ path: join(args.out, "portrait_polish_e2e_example.png") });
+        result.screenshots.push(join(args.out, "portrait_polish_e2e_example.png"));
+      } else {
+        await page.keyboard.press("Escape");
+      }
     }
     // The legend's "masks" mode (a FaceParse that sends a mask per region): regions switch on
     // and off in the browser. Base and masks are drawn and uploaded here as temp images.

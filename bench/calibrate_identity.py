@@ -93,6 +93,24 @@ def faces_of(rgb: np.ndarray, count: int) -> list[FaceLocation]:
     return [faces[i] for i in identity.left_to_right(faces)]
 
 
+_pack_cache: dict[str, np.ndarray | None] = {}
+
+
+def pack_retouched(name: str, rgb: np.ndarray) -> np.ndarray | None:
+    """The photo through FaceParse and the pack's registered retouch nodes at defaults."""
+    if name not in _pack_cache:
+        import torch
+
+        from portrait_polish.core.parse import parse_faces
+
+        image = torch.from_numpy(rgb)[None]
+        out, used = fx.pack_retouch(image, parse_faces(image))
+        _pack_cache[name] = out[0].numpy() if used else None
+        if used:
+            print(f"  pack retouch on {name}: {', '.join(used)}", file=sys.stderr)
+    return _pack_cache[name]
+
+
 def summary(values: list[float]) -> str:
     if not values:
         return "-"
@@ -106,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=1024)
     parser.add_argument("--json", help="also write every measured value here")
     parser.add_argument("--verbose", action="store_true", help="print every measurement")
+    parser.add_argument("--no-pack", action="store_true", help="skip the row made with the pack's own retouch nodes")
     args = parser.parse_args(argv)
 
     backend = get_backend(args.backend)
@@ -130,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         rgb, face = images[name], faces[name][i]
         scorer = identity._FrameScorer(backend, face, embeddings[(name, i)])
         rows["original vs itself"].append(scorer.score(rgb)[0])
+        if not args.no_pack:
+            label = "pack retouch nodes, defaults"
+            retouched = pack_retouched(name, rgb)
+            if retouched is not None:
+                rows.setdefault(label, []).append(scorer.score(retouched)[0])
+                if args.verbose:
+                    print(f"  {name}#{i} {label}: {rows[label][-1]:.3f}", file=sys.stderr)
         for label, edit in {**MILD, **HEAVY}.items():
             rows.setdefault(label, []).append(scorer.score(edit(rgb, face.keypoints5))[0])
             if args.verbose:
@@ -153,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"current levels: retouch {levels.retouch:.2f}, same person {levels.same_person:.2f}")
     print(f"{'condition':32} {'min':>6} {'median':>6} {'max':>6}")
     for label, values in rows.items():
-        group = "mild" if label in MILD else "heavy" if label in HEAVY else ""
+        group = "mild" if label in MILD or label.startswith("pack") else "heavy" if label in HEAVY else ""
         print(f"{label:32} {summary(values)}  {group}")
-    mild_min = min(min(rows[k]) for k in MILD)
+    mild_min = min(min(rows[k]) for k in rows if k in MILD or k.startswith("pack"))
     heavy_max = max(max(rows[k]) for k in HEAVY)
     print(f"mild edits min {mild_min:.3f}; heavy edits max {heavy_max:.3f}; another photo max {max(same_pairs):.3f}; "
           f"same person min {min(same_pairs):.3f}; different people max {max(rows['different people']):.3f}")

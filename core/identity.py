@@ -138,9 +138,15 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 # The detector never looks at more than this (core.detect works at 640 and 1280 px): a
 # 24 MP frame is shrunk once here, in float, before its 8-bit model-input copy is made.
 DETECT_MAX_SIDE = 1280
+# YuNet score for a face the guard judges. On the test portraits real faces score >= 0.89
+# while YuNet's false faces (hair, frame edges) reach 0.69, and a false "face" embeds to
+# noise that would fail at random. A face unmatched on one side is looked for again on
+# the other at the lower level (a retouch can nudge a borderline face across the cut-off).
+DETECT_CONFIDENCE = 0.75
+RESCUE_CONFIDENCE = 0.5
 
 
-def detect(rgb: np.ndarray) -> list[FaceLocation]:
+def detect(rgb: np.ndarray, confidence: float = DETECT_CONFIDENCE) -> list[FaceLocation]:
     """Faces of one float RGB frame via the pack's detector (core.detect, YuNet), in the
     frame's own pixel coordinates."""
     import cv2
@@ -157,7 +163,7 @@ def detect(rgb: np.ndarray) -> list[FaceLocation]:
     else:
         factor_x = factor_y = 1.0
     out: list[FaceLocation] = []
-    for d in detect_faces(to_uint8(small)):
+    for d in detect_faces(to_uint8(small), confidence=confidence):
         x, y, w, h = (float(v) for v in d.box)
         kps = np.asarray(d.keypoints5, np.float64) / np.array([factor_x, factor_y])
         out.append(FaceLocation((x / factor_x, y / factor_y, w / factor_x, h / factor_y), kps))
@@ -331,9 +337,12 @@ class _FrameScorer:
         # The whole frame, exactly as the first measurement did: detecting on a crop gives
         # YuNet a different input scale, and the box jitter alone moves a dlib score by
         # up to ~0.05, enough to flip a verdict near the threshold.
-        found = detect(rgb)
-        pairs, _missing, _extra = match_faces([self.face], found)
-        return found[pairs[0]] if 0 in pairs else None
+        for confidence in (DETECT_CONFIDENCE, RESCUE_CONFIDENCE):
+            found = detect(rgb, confidence)
+            pairs, _missing, _extra = match_faces([self.face], found)
+            if 0 in pairs:
+                return found[pairs[0]]
+        return None
 
     def score(self, rgb: np.ndarray) -> tuple[float, FaceLocation | None]:
         face = self.locate(rgb)
@@ -444,16 +453,17 @@ def guard_identity(
     def original_faces(index: int) -> tuple[list[FaceLocation], list[Face | None], np.ndarray]:
         if index not in original_cache:
             rgb = orig_np[index]
-            parsed_faces: list[Face | None] = []
+            detected = detect(rgb)
             faces = faces_from_regions(parsed_frames[index]) if parsed_frames is not None else None
             if faces is not None:
-                parsed_faces = list(parsed_frames[index].faces)  # type: ignore[index]
+                parsed_faces: list[Face | None] = list(parsed_frames[index].faces)  # type: ignore[index]
+                # FaceParse may skip faces on purpose (min size, max faces, "largest"); the
+                # guard must still know they are there, or it would call them new faces.
+                _pairs, _missing, unparsed = match_faces(faces, detected)
+                faces = faces + [detected[j] for j in unparsed]
+                parsed_faces += [None] * len(unparsed)
             else:
-                faces = detect(rgb)
-                parsed_faces = [None] * len(faces)
-            order = left_to_right(faces)
-            faces = [faces[i] for i in order]
-            parsed_faces = [parsed_faces[i] for i in order]
+                faces, parsed_faces = detected, [None] * len(detected)
             embeddings = model.embed(rgb, faces) if faces else np.zeros((0, model.dim), np.float32)
             original_cache[index] = (faces, parsed_faces, embeddings)
         return original_cache[index]
@@ -463,26 +473,52 @@ def guard_identity(
     for frame in range(batch):
         comfy.throw_if_interrupted()
         orig_index = frame if original.shape[0] == batch else 0
-        faces, parsed_faces, embeddings = original_faces(orig_index)
-        ret_faces_raw = detect(ret_np[frame])
-        ret_faces = [ret_faces_raw[i] for i in left_to_right(ret_faces_raw)]
+        cached_faces, cached_parsed, embeddings = original_faces(orig_index)
+        faces, parsed_faces = list(cached_faces), list(cached_parsed)
+        ret_faces = detect(ret_np[frame])
         pairs, missing, extra = match_faces(faces, ret_faces)
-        ret_embeddings = model.embed(ret_np[frame], [ret_faces[pairs[i]] for i in sorted(pairs)]) if pairs else None
-        ret_embedding_of = {i: ret_embeddings[k] for k, i in enumerate(sorted(pairs))} if ret_embeddings is not None else {}
+        # A face right at the detector's confidence cut-off can drop out on one side after a
+        # harmless edit: look again at low confidence before calling it missing or new.
+        if missing:
+            rescue = [f for f in detect(ret_np[frame], RESCUE_CONFIDENCE) if not any(box_iou(f.box, g.box) > MATCH_IOU for g in ret_faces)]
+            found, _m, _e = match_faces([faces[i] for i in missing], rescue)
+            for k, i in enumerate(missing):
+                if k in found:
+                    ret_faces.append(rescue[found[k]])
+                    pairs[i] = len(ret_faces) - 1
+            missing = [i for i in missing if i not in pairs]
+        if extra:
+            rescue = [f for f in detect(orig_np[orig_index], RESCUE_CONFIDENCE) if not any(box_iou(f.box, g.box) > MATCH_IOU for g in faces)]
+            found, _m, _e = match_faces([ret_faces[j] for j in extra], rescue)
+            added = []
+            for k, j in enumerate(extra):
+                if k in found:
+                    faces.append(rescue[found[k]])
+                    parsed_faces.append(None)
+                    pairs[len(faces) - 1] = j
+                    added.append(len(faces) - 1)
+            if added:
+                embeddings = np.concatenate([embeddings, model.embed(orig_np[orig_index], [faces[i] for i in added])])
+            extra = [j for j in extra if j not in pairs.values()]
+        matched = sorted(pairs)
+        ret_embeddings = model.embed(ret_np[frame], [ret_faces[pairs[i]] for i in matched]) if matched else None
+        ret_embedding_of = {i: ret_embeddings[k] for k, i in enumerate(matched)} if ret_embeddings is not None else {}
 
+        # Every face of the frame, numbered left to right: ("original", i) or ("extra", j).
+        entries = [("original", i, faces[i]) for i in range(len(faces))] + [("extra", j, ret_faces[j]) for j in extra]
+        entries = [entries[k] for k in left_to_right([e[2] for e in entries])]
         reports: list[FaceReport] = []
-        for i, face in enumerate(faces):
-            if i in pairs:
-                score = model.similarity(embeddings[i], ret_embedding_of[i])
-                status = "matched"
+        sources: list[tuple[str, int]] = []
+        for number, (kind, index, face) in enumerate(entries):
+            box = [round(float(v), 2) for v in face.box]
+            if kind == "extra":
+                reports.append(FaceReport(frame, number, MISSING_SCORE, threshold_value, False, "none", 0.0, None, "extra_in_retouched", box))
             else:
-                score = MISSING_SCORE
-                status = "missing_in_retouched"
-            passed = score >= threshold_value
-            reports.append(FaceReport(frame, i, float(score), threshold_value, bool(passed), "none", 0.0, float(score), status, [round(float(v), 2) for v in face.box]))
-        for k, j in enumerate(extra):
-            face = ret_faces[j]
-            reports.append(FaceReport(frame, len(faces) + k, MISSING_SCORE, threshold_value, False, "none", 0.0, None, "extra_in_retouched", [round(float(v), 2) for v in face.box]))
+                score = model.similarity(embeddings[index], ret_embedding_of[index]) if index in pairs else MISSING_SCORE
+                status = "matched" if index in pairs else "missing_in_retouched"
+                reports.append(FaceReport(frame, number, float(score), threshold_value, bool(score >= threshold_value), "none", 0.0, float(score), status, box))
+            sources.append((kind, index))
+        source_of = {id(r): src for r, src in zip(reports, sources, strict=True)}
 
         failed = [r for r in reports if not r.passed]
         frame_out = ret_np[frame]
@@ -497,18 +533,17 @@ def guard_identity(
         elif failed and action == "blend":
             frame_out = ret_np[frame].copy()
             for r in failed:
-                if r.status == "extra_in_retouched":
+                kind, index = source_of[id(r)]
+                if kind == "extra":
                     # A face the original does not have: put the original pixels back there.
-                    extra_face = ret_faces[extra[r.face - len(faces)]]
-                    window, mask = blend_region(extra_face, None, None, height, width)
+                    window, mask = blend_region(ret_faces[index], None, None, height, width)
                     x0, y0, x1, y1 = window
                     frame_out[y0:y1, x0:x1] = blend_patch(frame_out, orig_np[orig_index], window, mask, 1.0)
                     r.action, r.blend = "blend", 1.0
                     continue
-                i = r.face
-                scorer = _FrameScorer(model, faces[i], embeddings[i])
-                ret_face = ret_faces[pairs[i]] if i in pairs else None
-                window, mask = blend_region(faces[i], ret_face, parsed_faces[i], height, width)
+                scorer = _FrameScorer(model, faces[index], embeddings[index])
+                ret_face = ret_faces[pairs[index]] if index in pairs else None
+                window, mask = blend_region(faces[index], ret_face, parsed_faces[index], height, width)
                 amount, final = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
                 r.action, r.blend, r.final_score = "blend", float(amount), float(final)
                 if progress is not None:

@@ -91,3 +91,38 @@ def mild_smooth(rgb: np.ndarray, keypoints5: np.ndarray) -> np.ndarray:
     size = face_size(keypoints5)
     smoothed = cv2.bilateralFilter(np.ascontiguousarray(rgb, np.float32), d=-1, sigmaColor=0.08, sigmaSpace=max(1.0, 0.01 * size))
     return (0.5 * rgb + 0.5 * smoothed).astype(np.float32)
+
+
+# The pack's own retouch nodes, in workflow order; whichever are registered are used.
+RETOUCH_NODES = ("PortraitPolishTextureSafeSmooth", "PortraitPolishTeethWhiten", "PortraitPolishEyeEnhance")
+
+
+def pack_retouch(image, regions):  # noqa: ANN001, ANN201 - IMAGE tensor, FaceRegions
+    """``(retouched IMAGE, node ids used)``: the pack's retouch nodes at their default
+    settings, chained, called as ComfyUI calls them. Empty list when none is registered."""
+    from helpers import load_pack_as_comfyui
+
+    pack = load_pack_as_comfyui()
+    used: list[str] = []
+    out = image
+    for node_id in RETOUCH_NODES:
+        cls = pack.NODE_CLASS_MAPPINGS.get(node_id)
+        if cls is None:
+            continue
+        inputs = {}
+        for section in ("required", "optional"):
+            for input_name, spec in cls.INPUT_TYPES().get(section, {}).items():
+                kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+                if kind == "IMAGE":
+                    inputs[input_name] = out
+                elif kind == "FACE_REGIONS":
+                    inputs[input_name] = regions
+                elif section == "required" and isinstance(kind, list):
+                    inputs[input_name] = options.get("default", kind[0])
+                elif section == "required" and "default" in options:
+                    inputs[input_name] = options["default"]
+        result = getattr(cls(), cls.FUNCTION)(**inputs)
+        result = result["result"] if isinstance(result, dict) else result
+        out = next(v for v, kind in zip(result, cls.RETURN_TYPES, strict=True) if kind == "IMAGE")
+        used.append(node_id)
+    return out, used

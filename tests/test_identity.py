@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import identity_fixtures
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,6 @@ from portrait_polish.core.identity import guard_identity
 SIDE = 768
 RETOUCH = THRESHOLDS["dlib"].retouch
 SAME_PERSON = THRESHOLDS["dlib"].same_person
-RETOUCH_NODES = ("PortraitPolishTextureSafeSmooth", "PortraitPolishTeethWhiten", "PortraitPolishEyeEnhance")
 
 
 def _np(image: torch.Tensor) -> np.ndarray:
@@ -38,30 +38,8 @@ def _heavy(image: torch.Tensor) -> torch.Tensor:
 def pack_retouch(name: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(original, retouched, what was used): the pack's own retouch nodes at their default
     settings, chained, for whichever of them are registered; a mild smoothing otherwise."""
-    pack = load_pack_as_comfyui()
     image, regions = parsed_portrait(name, SIDE)
-    used: list[str] = []
-    out = image
-    for node_id in RETOUCH_NODES:
-        cls = pack.NODE_CLASS_MAPPINGS.get(node_id)
-        if cls is None:
-            continue
-        inputs = {}
-        for section in ("required", "optional"):
-            for input_name, spec in cls.INPUT_TYPES().get(section, {}).items():
-                kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-                if kind == "IMAGE":
-                    inputs[input_name] = out
-                elif kind == "FACE_REGIONS":
-                    inputs[input_name] = regions
-                elif isinstance(kind, list):
-                    inputs[input_name] = options.get("default", kind[0])
-                elif "default" in options:
-                    inputs[input_name] = options["default"]
-        result = getattr(cls(), cls.FUNCTION)(**inputs)
-        result = result["result"] if isinstance(result, dict) else result
-        out = next(v for v, kind in zip(result, cls.RETURN_TYPES, strict=True) if kind == "IMAGE")
-        used.append(node_id)
+    out, used = identity_fixtures.pack_retouch(image, regions)
     if not used:
         face = _largest_face(image)
         out = torch.from_numpy(brighten(mild_smooth(_np(image), face.keypoints5), 1.05))[None]
@@ -302,3 +280,14 @@ def test_node_outputs_report_and_ui():
     # An explicit threshold is used as given.
     low = cls().guard(original=image, retouched=heavy, backend="dlib", threshold=0.2, action="report")
     assert json.loads(low["result"][3])["threshold"] == 0.2 and low["result"][2] is True
+
+
+def test_faces_face_parse_skipped_are_still_known_faces():
+    """FaceParse set to one face (e.g. "largest") on a two-person photo: the other face is
+    still the original's face, judged as such, not a new face of the retouch."""
+    image, regions = parsed_portrait("jolie_pitt_couple.jpg", SIDE)
+    first = regions.images[0]
+    one_face = type(regions)(images=[type(first)(**{**first.__dict__, "faces": first.faces[:1]})], backend=regions.backend, info=regions.info)
+    result = guard_identity(image, image.clone(), regions=one_face)
+    assert [f.status for f in result.faces] == ["matched", "matched"]
+    assert result.passed and result.similarity == pytest.approx(1.0, abs=1e-6)

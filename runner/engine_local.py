@@ -109,6 +109,8 @@ class InProcessEngine:
                     results[node_id], ui = self._cache[signature]
                     new_cache[signature] = self._cache[signature]
                     cached.append(node_id)
+                    if ui:
+                        outputs[node_id] = ui  # like ComfyUI's history: cached nodes keep their UI output
                     continue
                 if deadline is not None and time.monotonic() > deadline:
                     raise JobFailed(f"timed out before node {node_id} ({node['class_type']})", reason="timeout")

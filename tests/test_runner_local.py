@@ -180,6 +180,7 @@ def test_engine_caches_unchanged_nodes(engine, tmp_path):
     graph["3"]["inputs"]["filename_prefix"] = "other"
     second = engine.run(graph)
     assert first.cached == [] and second.cached == ["1", "2"]
+    assert second.outputs.keys() == first.outputs.keys()
     graph["2"]["inputs"]["amount"] = 0.2
     assert engine.run(graph).cached == ["1"]
 

@@ -415,7 +415,8 @@ def guard_identity(
 
     ``original`` may be one frame for a batch of retouches, or the same batch size.
     ``regions`` (optional) is FaceParse output *of the original*: its faces replace
-    detection on the original and its face masks shape the blend region.
+    detection on the original and its face masks shape the blend region. ``progress`` is
+    called once per frame.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
@@ -546,8 +547,6 @@ def guard_identity(
                 window, mask = blend_region(faces[index], ret_face, parsed_faces[index], height, width)
                 amount, final = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
                 r.action, r.blend, r.final_score = "blend", float(amount), float(final)
-                if progress is not None:
-                    progress()
         if frame_out is not ret_np[frame]:
             corrected[frame] = frame_out
         for r in failed:
@@ -559,6 +558,8 @@ def guard_identity(
         if not reports:
             log.info("portrait_polish: IdentityGuard frame %d has no face in either image; passed through unchanged", frame)
         all_faces.extend(reports)
+        if progress is not None:
+            progress()
         frames.append({"frame": frame, "passed": all(r.passed for r in reports), "faces": [r.as_dict() for r in reports]})
 
     image = retouched

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.comfy import Progress
 from ..core.embed import BACKENDS, DEFAULT_BACKEND, THRESHOLDS
 from ..core.identity import ACTIONS, guard_identity
 from .common import FACE_REGIONS, category, combo_widget, float_widget, register
@@ -84,7 +85,8 @@ class IdentityGuard:
         }
 
     def guard(self, original, retouched, backend: str, threshold: float, action: str, face_regions=None) -> dict[str, Any]:  # noqa: ANN001 - ComfyUI types
-        result = guard_identity(original, retouched, backend=backend, threshold=threshold, action=action, regions=face_regions)
+        with Progress(retouched.shape[0] if retouched.ndim == 4 else 1, "IdentityGuard") as bar:
+            result = guard_identity(original, retouched, backend=backend, threshold=threshold, action=action, regions=face_regions, progress=bar.update)
         ui: dict[str, Any] = {UI_KEY: result.ui_entries(), UI_KEY + "_summary": [_summary(result)]}
         before = original if original.shape[0] == result.image.shape[0] else original[:1].expand(result.image.shape[0], -1, -1, -1)
         ui.update(compare_ui(before, result.image))

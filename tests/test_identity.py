@@ -262,6 +262,11 @@ def test_rgba_alpha_and_grey_layout_carried_through():
     grey = image.mean(dim=-1, keepdim=True)
     same = guard_identity(grey, grey.clone())
     assert same.passed and same.image.shape[-1] == 1
+    grey_heavy = heavy.mean(dim=-1, keepdim=True)
+    fixed = guard_identity(grey, grey_heavy, action="blend")
+    assert fixed.image.shape == grey_heavy.shape and fixed.faces[0].action == "blend"
+    changed = fixed.image != grey_heavy
+    assert changed.any() and changed.float().mean() < 0.5  # the face region only
 
 
 def test_node_outputs_report_and_ui():

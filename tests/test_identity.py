@@ -296,3 +296,13 @@ def test_faces_face_parse_skipped_are_still_known_faces():
     result = guard_identity(image, image.clone(), regions=one_face)
     assert [f.status for f in result.faces] == ["matched", "matched"]
     assert result.passed and result.similarity == pytest.approx(1.0, abs=1e-6)
+
+
+def test_group_photo_small_faces_each_pass_a_mild_edit():
+    image = portrait("group_six_t1.jpg", None)  # 1280x886, six faces of 60-90 px
+    edited = torch.from_numpy(brighten(_np(image), 1.05))[None]
+    result = guard_identity(image, edited)
+    assert len(result.faces) == 6 and all(f.status == "matched" for f in result.faces)
+    assert result.passed, [round(f.score, 3) for f in result.faces]
+    centres = [f.box[0] + f.box[2] / 2 for f in result.faces]
+    assert centres == sorted(centres), "faces are numbered left to right"

@@ -1,7 +1,8 @@
 """IdentityGuard: is the retouched face still the same person, and what to do when not.
 
-For every frame the guard finds the faces of the original (or takes them from the
-original's FACE_REGIONS) and of the retouched image, matches them by position (box IoU,
+For every frame the guard finds the faces of the original (taking the parsed ones from the
+original's FACE_REGIONS when given) and of the retouched image (YuNet, score >= 0.75; a face
+unmatched on one side is looked for again on the other at 0.5), matches them by position (box IoU,
 then centre distance; the order faces are listed in never matters), embeds each pair with
 the chosen backend (:mod:`core.embed`) and scores it on the shared similarity scale.
 
@@ -18,12 +19,12 @@ in the retouch, is a failure (score −1), never silently passed. Actions on fai
 Report (JSON, schema ``portrait_polish.identity/1``; the runner writes it into sidecars and
 the canvas shows it, so its keys are stable)::
 
-    {"schema": "portrait_polish.identity/1", "backend": "dlib", "threshold": 0.85,
+    {"schema": "portrait_polish.identity/1", "backend": "dlib", "threshold": 0.75,
      "threshold_source": "auto" | "widget", "action": "blend",
      "similarity": <min input score over all faces; 1.0 when no frame has a face>,
      "passed": <every face of the retouch as given reached the threshold>,
      "frames": [{"frame": 0, "passed": true, "faces": [
-         {"frame": 0, "face": 0, "score": 0.93, "threshold": 0.85, "passed": true,
+         {"frame": 0, "face": 0, "score": 0.93, "threshold": 0.75, "passed": true,
           "action": "none" | "report" | "original" | "blend", "blend": 0.0,
           "final_score": 0.93 | null, "status": "matched" | "missing_in_retouched" |
           "extra_in_retouched", "box": [x, y, w, h]}]}]}
@@ -414,9 +415,10 @@ def guard_identity(
     """Check (and on failure correct) every face of ``retouched`` against ``original``.
 
     ``original`` may be one frame for a batch of retouches, or the same batch size.
-    ``regions`` (optional) is FaceParse output *of the original*: its faces replace
-    detection on the original and its face masks shape the blend region. ``progress`` is
-    called once per frame.
+    ``regions`` (optional) is FaceParse output *of the original*: its faces (keypoints) are
+    used for the original and its face masks shape the blend region; the original is still
+    run through the detector so faces FaceParse skipped on purpose are known faces, not new
+    ones. ``progress`` is called once per frame.
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")

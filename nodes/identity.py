@@ -79,7 +79,7 @@ class IdentityGuard:
             "optional": {
                 "face_regions": (
                     FACE_REGIONS,
-                    {"tooltip": "FaceParse output of the ORIGINAL: skips face detection on it and uses its face mask as the blend region."},
+                    {"tooltip": "FaceParse output of the ORIGINAL: its faces are used for the original and its face mask is the blend region (else a feathered ellipse on the detected face)."},
                 ),
             },
         }

@@ -170,13 +170,13 @@ def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> 
     s = min(max(strength, 0.0), 1.0)
     light, a_star, b_star = lab.unbind(-1)
     # The sclera's own neutral: its least red fifth. Half of a positive tint there is kept
-    # (warm light stays warm), the other half counts as redness too.
+    # (warm light stays warm), the other half counts as redness too. Never below a* 0: an
+    # already neutral white must not be pushed toward green.
     a_clean = weighted_quantile(a_star, sclera, 0.2)
-    a_neutral = 0.5 * a_clean if a_clean > 0 else a_clean
+    a_neutral = max(0.0, 0.5 * a_clean)
     excess = (a_star - a_neutral).clamp_min(0.0)
     pull = min(0.9, 1.3 * s)
-    # Never across zero: an already neutral pixel must not turn green.
-    new_a = torch.maximum(a_star - pull * excess, torch.minimum(a_star, torch.zeros_like(a_star)))
+    new_a = a_star - pull * excess
     # Veins are thin, red *and* darker than the white right around them: a* above its local
     # (vein-scale) mean. Their dark core is filled from the local white, low band only.
     # Corners and the lid's shadow are broad, so they are not "veins" and keep their shading.

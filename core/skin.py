@@ -458,6 +458,12 @@ def _crop(mask: torch.Tensor | None, frame: int, face: Face) -> torch.Tensor | N
     return mask[min(frame, mask.shape[0] - 1), y0:y1, x0:x1]
 
 
+def _retouch_on(device: torch.device, crop: torch.Tensor, face: Face, params: SkinParams, masks: list[torch.Tensor | None]) -> SkinResult:
+    """:func:`retouch_skin` with the crop and its masks moved to ``device``."""
+    moved = [None if m is None else m.to(device, torch.float32) for m in masks]
+    return retouch_skin(crop.to(device), face, params, *moved)
+
+
 def smooth_skin_image(
     image: torch.Tensor,
     regions: FaceRegions,
@@ -486,22 +492,15 @@ def smooth_skin_image(
             log.info("portrait_polish: TextureSafeSmooth: frame %d has no face; passed through unchanged", frame)
         for face in image_faces.faces:
             x0, y0, x1, y1 = face.crop
-            crop = out[frame, y0:y1, x0:x1, :].to(device)
-
-            def on_device(mask: torch.Tensor | None, face: Face = face) -> torch.Tensor | None:
-                cropped = _crop(mask, frame, face)
-                return None if cropped is None else cropped.to(device, torch.float32)
-
+            crop = out[frame, y0:y1, x0:x1, :]
+            masks = [_crop(m, frame, face) for m in (protect, force_heal, limit)]
             try:
-                result = retouch_skin(crop, face, params, on_device(protect), on_device(force_heal), on_device(limit))
+                result = _retouch_on(device, crop, face, params, masks)
             except RuntimeError as exc:
                 if device.type == "cpu" or "out of memory" not in str(exc).lower():
                     raise
                 log.warning("portrait_polish: TextureSafeSmooth ran out of GPU memory; retrying this face on the CPU")
-                cpu = torch.device("cpu")
-                result = retouch_skin(
-                    crop.to(cpu), face, params, *(None if m is None else m.to(cpu) for m in (on_device(protect), on_device(force_heal), on_device(limit)))
-                )
+                result = _retouch_on(torch.device("cpu"), crop, face, params, masks)
             if result.image is not crop:
                 out[frame, y0:y1, x0:x1, :] = result.image.to(out.device)
             region = healed[frame, y0:y1, x0:x1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -32,6 +33,9 @@ DETECTION_SIZES: tuple[int, ...] = (640, 1280)
 # Crop around a face given to FaceLandmarker: side = factor × max(box w, h).
 LANDMARK_CROP_FACTOR = 1.9
 LANDMARK_INPUT_SIZE = 384
+# Mean distance between the landmarks of a window and of its mirror image (in window
+# widths) up to which the landmarks are taken as a real, upright face.
+PLAUSIBLE_DISAGREEMENT = 0.02
 
 
 # Mirror partner of each of the 478 FaceLandmarker points (the subject's left <-> right;
@@ -528,6 +532,10 @@ class Detection:
     box: tuple[float, float, float, float]
     score: float
     keypoints5: np.ndarray
+    # Found only with the frame turned by ``turn`` × 90° (np.rot90); ``upright`` is the
+    # same detection in that turned frame, where the landmarker should look at it.
+    turn: int = 0
+    upright: Detection | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -615,15 +623,20 @@ def _detect_upright(rgb: np.ndarray, confidence: float) -> list[Detection]:
     return _nms(found)
 
 
-def _rotate_points(points: np.ndarray, k: int, height: int, width: int) -> np.ndarray:
-    """Map points from ``np.rot90(img, k)`` coordinates back to the original ``height×width`` frame."""
+def _rotate_points(points: np.ndarray, k: int, height: int, width: int, continuous: bool = False) -> np.ndarray:
+    """Map points from ``np.rot90(img, k)`` coordinates back to the original ``height×width`` frame.
+
+    Pixel-index coordinates by default; ``continuous`` for coordinates where pixel ``i``
+    spans ``[i, i + 1)`` (landmarks).
+    """
+    edge = 0 if continuous else 1
     out = points.copy()
     for step in range(k % 4, 0, -1):
         # ``rot90(a)`` maps a's (x, y) to (y, W_a - 1 - x) where W_a is a's width; undo one
         # turn at a time, from rot90(img, step) back to rot90(img, step - 1).
         inner_width = width if (step - 1) % 2 == 0 else height
         x, y = out[:, 0].copy(), out[:, 1].copy()
-        out[:, 0] = inner_width - 1 - y
+        out[:, 0] = inner_width - edge - y
         out[:, 1] = x
     return out
 
@@ -656,6 +669,8 @@ def detect_faces(rgb: np.ndarray, confidence: float = 0.6, try_rotations: bool =
                     box=(x0, y0, x1 - x0, y1 - y0),
                     score=det.score,
                     keypoints5=_rotate_points(det.keypoints5, k, height, width),
+                    turn=k,
+                    upright=det,
                 )
             )
         log.info("portrait_polish: faces found only with the photo turned by %d degrees", 90 * k)
@@ -714,27 +729,32 @@ def _landmarker() -> _Landmarker:
     return cached_model(("face_landmarker", str(path)), lambda: _Landmarker(str(path)))
 
 
-def square_crop(
-    rgb: np.ndarray, center: tuple[float, float], side: float, size: int
-) -> tuple[np.ndarray, float, float, float]:
-    """Resample a square window (may extend past the frame: black fill) to ``size``×``size``.
+def face_window(
+    rgb: np.ndarray, center: tuple[float, float], side: float, size: int, roll: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a square window of ``side`` px around ``center``, turned by ``roll`` radians
+    so the face in it is upright, to ``size``×``size`` (parts outside the frame are black).
 
-    Returns ``(crop, x0, y0, scale)``: crop point ``(u, v)`` is image point
-    ``(x0 + u/scale, y0 + v/scale)``, both in continuous coordinates (pixel ``i`` spans
-    ``[i, i + 1)``, as MediaPipe's normalised landmarks do).
+    Returns ``(crop, to_image)``: ``to_image`` is the 2×3 affine matrix taking crop points
+    to image points, both in continuous coordinates (pixel ``i`` spans ``[i, i + 1)``, as
+    MediaPipe's normalised landmarks do).
     """
     import cv2
 
     scale = size / side
-    x0 = center[0] - side / 2
-    y0 = center[1] - side / 2
-    # OpenCV maps pixel-centre indices: u_idx + 0.5 = (x_idx + 0.5 - x0) * scale.
-    matrix = np.array([[scale, 0.0, (0.5 - x0) * scale - 0.5], [0.0, scale, (0.5 - y0) * scale - 0.5]], np.float64)
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    cos, sin = math.cos(roll), math.sin(roll)
+    # image -> crop (continuous): u = scale · R(-roll) · (p - center) + size / 2
+    linear = scale * np.array([[cos, sin], [-sin, cos]], np.float64)
+    offset = np.array([size / 2, size / 2]) - linear @ np.asarray(center, np.float64)
+    # OpenCV indexes pixel centres: u_idx + 0.5 = A (x_idx + 0.5) + t.
+    cv_matrix = np.hstack([linear, (offset + linear @ np.array([0.5, 0.5]) - 0.5)[:, None]])
+    interpolation = cv2.INTER_AREA if scale < 1 and roll == 0.0 else cv2.INTER_LINEAR
     crop = cv2.warpAffine(
-        rgb, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+        rgb, cv_matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
     )
-    return crop, x0, y0, scale
+    inverse = np.linalg.inv(linear)
+    to_image = np.hstack([inverse, (-inverse @ offset)[:, None]])
+    return crop, to_image
 
 
 def _mirror_average(direct: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
@@ -753,61 +773,98 @@ def _landmarks_in_window(
     rgb: np.ndarray,
     center: tuple[float, float],
     side: float,
+    roll: float,
     nose: np.ndarray,
     mirror_average: bool,
-) -> np.ndarray | None:
-    """Landmarks (image px) of the face nearest ``nose`` in a square window, or None."""
-    crop, x0, y0, scale = square_crop(rgb, center, side, LANDMARK_INPUT_SIZE)
+) -> tuple[np.ndarray, float] | None:
+    """Landmarks (image px) of the face nearest ``nose`` in a turned square window and the
+    disagreement between the direct and mirrored views (window widths), or None."""
+    crop, to_image = face_window(rgb, center, side, LANDMARK_INPUT_SIZE, roll)
     faces = landmarker.detect(crop)
     if not faces:
         return None
-    to_image = LANDMARK_INPUT_SIZE / scale
-    nose_crop = np.array([(nose[0] - x0) / to_image, (nose[1] - y0) / to_image])
-    best = min(faces, key=lambda pts: float(np.hypot(*(pts[1, :2] - nose_crop))))
-    if float(np.hypot(*(best[1, :2] - nose_crop))) * to_image >= side * 0.25:
+
+    def in_image(pts: np.ndarray) -> np.ndarray:
+        out = pts.copy()
+        out[:, :2] = (pts[:, :2] * LANDMARK_INPUT_SIZE) @ to_image[:, :2].T + to_image[:, 2]
+        out[:, 2] = pts[:, 2] * side  # MediaPipe's z uses the x scale
+        return out
+
+    best = min(faces, key=lambda pts: float(np.hypot(*(in_image(pts)[1, :2] - nose))))
+    if float(np.hypot(*(in_image(best)[1, :2] - nose))) >= side * 0.25:
         return None
-    if mirror_average:
-        mirrored_faces = landmarker.detect(np.ascontiguousarray(crop[:, ::-1]))
-        if mirrored_faces:
-            candidates = [_mirror_average(best, m) for m in mirrored_faces]
-            # The mirrored view of the same face lands on the same nose.
-            averaged = min(candidates, key=lambda pts: float(np.hypot(*(pts[1, :2] - best[1, :2]))))
-            if float(np.hypot(*(averaged[1, :2] - best[1, :2]))) * to_image < side * 0.05:
-                best = averaged
-    img_pts = np.empty_like(best)
-    img_pts[:, 0] = x0 + best[:, 0] * to_image
-    img_pts[:, 1] = y0 + best[:, 1] * to_image
-    img_pts[:, 2] = best[:, 2] * to_image
-    return img_pts
+    disagreement = math.inf
+    mirrored_faces = landmarker.detect(np.ascontiguousarray(crop[:, ::-1]))
+    if mirrored_faces:
+        # The mirrored view of the same face lands on the same nose. How far the two views
+        # disagree (in window widths) tells a real face from the landmarker's guess at
+        # an upside-down or non-face window.
+        candidates = [_mirror_average(best, m) for m in mirrored_faces]
+        averaged = min(candidates, key=lambda pts: float(np.hypot(*(pts[1, :2] - best[1, :2]))))
+        disagreement = 2.0 * float(np.mean(np.hypot(*(averaged[:, :2] - best[:, :2]).T)))
+        if mirror_average and float(np.hypot(*(averaged[1, :2] - best[1, :2]))) < 0.05:
+            best = averaged
+    return in_image(best), disagreement
+
+
+def _roll(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
+    """In-plane face rotation (radians) from the subject's right eye to the left eye."""
+    dx, dy = (np.asarray(left_eye, np.float64) - np.asarray(right_eye, np.float64))[:2]
+    return math.atan2(dy, dx)
 
 
 def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True) -> np.ndarray | None:
     """478×3 landmarks (x, y in image px; z in the same px units) for one detection, or None.
 
-    First pass: a square crop centred on the detection (twice as wide again if nothing is
-    found); when several faces show in it, the one whose nose is closest to the detection's
-    nose wins. Second pass: the crop is re-centred on the first pass's landmarks, so the
-    result depends on the face, not on where the detector's box happened to fall. With
-    ``mirror_average`` each pass also runs on the mirrored crop (see :func:`_mirror_average`).
+    First pass: a square window centred on the detection, turned upright by the roll of
+    YuNet's eye keypoints (tilted heads and photos on their side; upside down is tried too),
+    twice as wide again if nothing is found; the face whose nose is nearest the detection's
+    nose wins. Second pass: the window is re-centred and re-levelled on the first pass's
+    landmarks, so the result depends on the face, not on where the detector's box fell.
+    With ``mirror_average`` each pass also runs on the mirrored window.
     """
     landmarker = _landmarker()
     x, y, w, h = det.box
     center = (x + w / 2, y + h / 2)
     nose = det.keypoints5[2]
-    first = None
-    for factor in (LANDMARK_CROP_FACTOR, LANDMARK_CROP_FACTOR * 1.5):
-        first = _landmarks_in_window(landmarker, rgb, center, max(w, h) * factor, nose, mirror_average)
-        if first is not None:
+    roll = _roll(det.keypoints5[0], det.keypoints5[1])
+    tries: list[tuple[np.ndarray, float]] = []
+    for extra in (0.0, math.pi):
+        for factor in (LANDMARK_CROP_FACTOR, LANDMARK_CROP_FACTOR * 1.5):
+            found = _landmarks_in_window(
+                landmarker, rgb, center, max(w, h) * factor, roll + extra, nose, mirror_average
+            )
+            if found is not None:
+                tries.append(found)
+                break
+        # YuNet can report an upside-down face with upright keypoints; then the
+        # landmarker's two views disagree, and the half-turned window is tried as well.
+        if tries and tries[-1][1] < PLAUSIBLE_DISAGREEMENT:
             break
-    if first is None:
+    if not tries:
         return None
-    x_min, y_min = first[:, :2].min(axis=0)
-    x_max, y_max = first[:, :2].max(axis=0)
-    side = max(x_max - x_min, y_max - y_min) * LANDMARK_CROP_FACTOR * 0.9
+    first, disagreement = min(tries, key=lambda item: item[1])
+    if disagreement > 2 * PLAUSIBLE_DISAGREEMENT:
+        # Neither upright nor upside down do the two views agree: not a face the
+        # landmarker can read (blurred background figure, pattern).
+        return None
+    roll = _roll(first[468], first[473])
+    # Extent of the face across and along its own axes, for the second window.
+    cos, sin = math.cos(roll), math.sin(roll)
+    local = (first[:, :2] - first[:, :2].mean(axis=0)) @ np.array([[cos, -sin], [sin, cos]])
+    extent = float((local.max(axis=0) - local.min(axis=0)).max())
+    mid_local = (local.max(axis=0) + local.min(axis=0)) / 2
+    mid = first[:, :2].mean(axis=0) + np.array([[cos, -sin], [sin, cos]]) @ mid_local
     refined = _landmarks_in_window(
-        landmarker, rgb, ((x_min + x_max) / 2, (y_min + y_max) / 2), side, first[1, :2], mirror_average
+        landmarker,
+        rgb,
+        (float(mid[0]), float(mid[1])),
+        extent * LANDMARK_CROP_FACTOR * 0.9,
+        roll,
+        first[1, :2],
+        mirror_average,
     )
-    return refined if refined is not None else first
+    return refined[0] if refined is not None else first
 
 
 # ---------------------------------------------------------------------------------------

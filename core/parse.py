@@ -33,6 +33,10 @@ log = logging.getLogger("portrait_polish")
 
 # Detections FaceLandmarker cannot confirm are kept (box only) from this YuNet score up.
 BOX_ONLY_MIN_SCORE = 0.88
+# Head geometry in eye-to-mouth distances: top of the hair region above the eyes, and
+# neck length below the jaw line.
+HEAD_TOP = 2.75
+NECK_LENGTH = 1.6
 # Face width (in pixels) of the working copy the masks are computed on.
 WORK_FACE_PX = 384.0
 
@@ -235,7 +239,7 @@ def _forehead_oval(lm: np.ndarray) -> np.ndarray:
     eye_mid, up, dist = _face_axes(lm)
     oval = lm[FACE_OVAL, :2].copy()
     height = (oval - eye_mid) @ up / dist  # in eye-mouth units, > 0 above the eyes
-    push = np.clip(height - 0.3, 0.0, None) * 0.55 * dist
+    push = np.clip(height - 0.3, 0.0, None) * 0.8 * dist
     return oval + push[:, None] * up[None, :]
 
 
@@ -245,8 +249,8 @@ def _neck_polygon(lm: np.ndarray) -> np.ndarray:
     chin = lm[152, :2]
     right, left = jaw[2], jaw[-3]  # below the ear lobes
     inward = (left - right) * 0.12
-    bottom_right = right + inward - up * 1.6 * dist
-    bottom_left = left - inward - up * 1.6 * dist
+    bottom_right = right + inward - up * NECK_LENGTH * dist
+    bottom_left = left - inward - up * NECK_LENGTH * dist
     del chin
     return np.vstack([jaw, bottom_left[None], bottom_right[None]])
 
@@ -260,6 +264,25 @@ def face_scale_from_keypoints(kps: np.ndarray) -> float:
     return float(np.hypot(*(kps[1] - kps[0])) * 2.5)
 
 
+def crop_from_landmarks(lm: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """Crop window holding the face, forehead, hair region and neck, along the face's own
+    axes (so a tilted or sideways face gets its hair and neck room where they are)."""
+    eye_mid, up, dist = _face_axes(lm)
+    across = np.array([-up[1], up[0]])
+    oval = lm[FACE_OVAL, :2] - eye_mid
+    half_width = float(np.max(np.abs(oval @ across)))
+    lowest = float(np.min(oval @ up))  # chin, negative
+    corners = [
+        eye_mid + a * across * half_width * 1.5 + up * v
+        for a in (-1.0, 1.0)
+        for v in (HEAD_TOP * dist, lowest - NECK_LENGTH * dist)
+    ]
+    pts = np.array(corners)
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    return clamp_crop(math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1), height, width)
+
+
 def crop_window(box: tuple[float, float, float, float], height: int, width: int) -> tuple[int, int, int, int]:
     """Face box grown to take in forehead and hair (above), ears (sides) and neck (below)."""
     x, y, w, h = box
@@ -270,19 +293,24 @@ def crop_window(box: tuple[float, float, float, float], height: int, width: int)
 # Pixel models
 
 
-def teeth_likelihood(lab: torch.Tensor, skin_lightness: float) -> torch.Tensor:
+def teeth_likelihood(
+    lab: torch.Tensor, skin_lightness: float, skin_a: float = 16.0, skin_chroma: float = 30.0
+) -> torch.Tensor:
     """Soft 0..1 'this is tooth enamel' score from CIELAB ``[..., 3]``.
 
     Teeth are the bright, low-chroma pixels of the mouth: brighter than the dark mouth
-    cavity, far less red than gums, tongue and lips (a* well below theirs). The lightness
-    threshold follows the face's own skin lightness so dark and light skin both work.
+    cavity, less red than gums, tongue and lips (whose a* is well above the skin's) and
+    less saturated than the skin. Every threshold follows the face's own skin (median
+    L*, a*, chroma of cheek samples), so dark and light skin, warm and cool light work.
     """
     lightness, a_star, b_star = lab[..., 0], lab[..., 1], lab[..., 2]
     chroma = torch.sqrt(a_star**2 + b_star**2)
-    l_threshold = float(np.clip(0.75 * skin_lightness, 38.0, 60.0))
+    l_threshold = float(np.clip(0.65 * skin_lightness, 30.0, 55.0))
+    a_threshold = float(np.clip(0.8 * skin_a, 10.0, 16.0))
+    c_threshold = float(np.clip(0.85 * skin_chroma, 22.0, 34.0))
     bright = torch.sigmoid((lightness - l_threshold) / 4.0)
-    not_red = torch.sigmoid((14.0 - a_star) / 2.5)
-    low_chroma = torch.sigmoid((32.0 - chroma) / 4.0)
+    not_red = torch.sigmoid((a_threshold - a_star) / 2.5)
+    low_chroma = torch.sigmoid((c_threshold - chroma) / 4.0)
     return bright * not_red * low_chroma
 
 
@@ -302,16 +330,20 @@ def skin_likelihood(
 ) -> torch.Tensor:
     """Soft 0..1 'this pixel is this face's skin' from the face's own cheek/forehead samples.
 
-    Chroma (a*, b*) must match the samples closely; lightness follows a plane fitted to the
-    samples over the face (so side light does not cut the shadowed half away) with a wide
-    tolerance. Beard, stubble, glasses frames, hair strands and most backgrounds differ in
-    chroma or by a large lightness step and drop out.
+    Works in lightness, chroma and hue. Hue must match the samples closely. Chroma may
+    rise well above the samples' (freckles, moles, blush: more of the same pigment) but
+    not fall far below (grey or dark hair, stubble, beard, frames, most backgrounds).
+    Lightness follows a plane fitted to the samples over the face, so side light does not
+    cut the shadowed half away; highlights (flash, sheen) are tolerated further, with the
+    chroma the added white light removes put back.
     """
     height, width = lab.shape[:2]
-    a_ref = samples[:, 1].median()
-    b_ref = samples[:, 2].median()
-    a_spread = torch.clamp((samples[:, 1] - a_ref).abs().median() * 1.5, min=3.0)
-    b_spread = torch.clamp((samples[:, 2] - b_ref).abs().median() * 1.5, min=3.5)
+    sample_chroma = torch.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2)
+    sample_hue = torch.atan2(samples[:, 2], samples[:, 1])
+    c_ref = sample_chroma.median()
+    h_ref = sample_hue.median()
+    c_spread = torch.clamp((sample_chroma - c_ref).abs().median() * 1.5, min=3.5)
+    h_spread = torch.clamp((sample_hue - h_ref).abs().median() * 1.5, min=0.09)
     # Lightness plane L = c0 + c1·x + c2·y by least squares over the samples.
     xy = torch.from_numpy(np.asarray(sample_xy, np.float32))
     design = torch.cat([torch.ones(len(xy), 1), xy / max(height, width)], dim=1)
@@ -321,12 +353,21 @@ def skin_likelihood(
     ys = torch.arange(height, dtype=torch.float32)[:, None] / max(height, width)
     xs = torch.arange(width, dtype=torch.float32)[None, :] / max(height, width)
     l_expected = coeffs[0] + coeffs[1] * xs + coeffs[2] * ys
+    lightness = lab[..., 0]
+    brighter = lightness > l_expected
+    l_scale = torch.where(brighter, 4.4 * l_spread, 2.2 * l_spread)
+    boost = torch.where(brighter, lightness / l_expected.clamp(min=1.0), torch.ones_like(lightness)).clamp(max=1.6)
+    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2) * boost
+    c_scale = torch.where(chroma > c_ref, 5.0 * c_spread, 2.2 * c_spread)
+    hue_diff = torch.remainder(torch.atan2(lab[..., 2], lab[..., 1]) - h_ref + math.pi, 2 * math.pi) - math.pi
+    # Hue is meaningless for near-grey pixels; weigh its error by how coloured the pixel is.
+    hue_weight = (chroma / c_ref.clamp(min=1.0)).clamp(max=1.0)
     d2 = (
-        ((lab[..., 0] - l_expected) / (2.2 * l_spread)) ** 2
-        + ((lab[..., 1] - a_ref) / (2.2 * a_spread)) ** 2
-        + ((lab[..., 2] - b_ref) / (2.2 * b_spread)) ** 2
+        ((lightness - l_expected) / l_scale) ** 2
+        + ((chroma - c_ref) / c_scale) ** 2
+        + (hue_diff * hue_weight / (2.2 * h_spread)) ** 2
     ) / tolerance**2
-    # 1 inside the model's core, falling smoothly to 0 beyond ~1.5 spreads.
+    # 1 inside the model's core, falling smoothly to 0 beyond ~1.3 spreads.
     return torch.sigmoid((1.6 - d2) * 3.0)
 
 
@@ -397,7 +438,7 @@ def _head_region(shape: tuple[int, int], lm: np.ndarray) -> np.ndarray:
     oval = lm[FACE_OVAL, :2]
     half_width = float(np.max(np.abs((oval - eye_mid) @ np.array([up[1], -up[0]]))))
     center = eye_mid + up * 0.55 * dist
-    axes = (max(1, round(half_width * 1.45)), max(1, round(dist * 2.5)))
+    axes = (max(1, round(half_width * 1.45)), max(1, round(dist * (HEAD_TOP - 0.55))))
     angle = math.degrees(math.atan2(up[0], -up[1]))
     mask = np.zeros(shape, np.float32)
     cv2.ellipse(mask, (round(center[0]), round(center[1])), axes, angle, 0, 360, 1.0, thickness=-1)
@@ -508,7 +549,8 @@ def _face_masks(
         masks["neck"] = neck
 
     # Teeth: mouth interior ∩ enamel-coloured pixels (gums, tongue, dark cavity excluded).
-    teeth = teeth_likelihood(lab, skin_lightness)
+    skin_chroma = float(torch.sqrt(samples[:, 1] ** 2 + samples[:, 2] ** 2).median())
+    teeth = teeth_likelihood(lab, skin_lightness, float(samples[:, 1].median()), skin_chroma)
     # Hair: person ∩ head region, minus the face and skin-coloured pixels.
     face_area = torch.from_numpy(np.maximum(oval, features))
     if bisenet is not None:
@@ -516,13 +558,14 @@ def _face_masks(
     elif person is not None:
         not_skin = 1.0 - (skin_likelihood(lab, samples, sample_xy, tolerance=1.2) if refine else torch.zeros(shape))
         hair = person * torch.from_numpy(head) * (1.0 - masks["skin"]) * not_skin
-        # Inside the face oval only what is clearly not skin *above the eyes* (a fringe);
-        # below them it is beard or stubble, which is not head hair.
-        eye_mid, up, _ = _face_axes(lm)
+        # Inside the face oval only what is clearly not skin *above the brows* (a fringe);
+        # lower down it is lashes, creases, beard or stubble, none of them head hair.
+        eye_mid, up, eye_mouth = _face_axes(lm)
         ys = torch.arange(shape[0], dtype=torch.float32)[:, None] - float(eye_mid[1])
         xs = torch.arange(shape[1], dtype=torch.float32)[None, :] - float(eye_mid[0])
-        above_eyes = ((xs * float(up[0]) + ys * float(up[1])) > 0).to(torch.float32)
-        hair = hair * (1.0 - face_area * (1.0 - not_skin * above_eyes))
+        height_above_eyes = xs * float(up[0]) + ys * float(up[1])
+        above_brows = torch.sigmoid((height_above_eyes - 0.6 * eye_mouth) / (0.05 * eye_mouth))
+        hair = hair * (1.0 - face_area * (1.0 - not_skin * above_brows))
         hair = hair * (1.0 - torch.from_numpy(features)) * (1.0 - masks["neck"])
     else:
         hair = torch.zeros(shape, dtype=torch.float32)
@@ -690,7 +733,7 @@ def parse_frame(rgb: torch.Tensor, options: ParseOptions) -> ImageFaces:
                 for other in item.faces
             ):
                 continue  # the same face found twice
-        crop = crop_window(det.box, height, width)
+        crop = crop_window(det.box, height, width) if lm is None else crop_from_landmarks(lm[:, :2], height, width)
         face = Face(box=tuple(float(v) for v in det.box), score=det.score, crop=crop)
         face.keypoints5 = torch.from_numpy(det.keypoints5.astype(np.float32))
         if lm is None and det.score < BOX_ONLY_MIN_SCORE:

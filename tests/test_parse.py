@@ -113,3 +113,45 @@ def test_grey_and_rgba_inputs() -> None:
     for variant in (grey, rgba):
         regions = parse_faces(variant)
         assert len(regions.images[0].faces) == 1
+
+
+# --- teeth ---------------------------------------------------------------------------------
+
+TEETH_SHOW = [
+    "biden_2.jpg",
+    "clooney_2.jpg",
+    "sundar_pichai.jpg",
+    "u2net_black_woman_smile.jpg",
+    "fairface_latina_smile.jpg",
+    "obama_1.jpg",
+]
+MOUTH_CLOSED = [
+    "jolie_1.jpg",
+    "biden_1.jpg",
+    "compreface_personA_2.jpg",
+    "unsplash_black_woman.jpg",
+    "u2net_older_black_woman.png",
+]
+
+
+def _teeth_share(name: str) -> float:
+    """Teeth mask area relative to the face size squared (resolution-free)."""
+    _, regions = parsed_portrait(name, 768)
+    (face,) = regions.images[0].faces
+    return float(face.masks["teeth"].sum()) / face.scale**2
+
+
+@pytest.mark.parametrize("name", TEETH_SHOW)
+def test_teeth_found_where_they_show(name: str) -> None:
+    assert _teeth_share(name) > 2e-3
+
+
+@pytest.mark.parametrize("name", MOUTH_CLOSED)
+def test_no_teeth_when_mouth_closed(name: str) -> None:
+    assert _teeth_share(name) < 3e-4
+
+
+def test_teeth_inside_mouth_interior() -> None:
+    _, regions = parsed_portrait("biden_2.jpg", 768)
+    face = regions.images[0].faces[0]
+    assert torch.all(face.masks["teeth"] <= face.masks["mouth_interior"] + 1e-6)

@@ -91,8 +91,9 @@ class Thresholds:
 # edit and every other-photo pair (margin 0.09); the in-between edits straddle it, as they
 # should (a visible liquify or blur is a judgement call). 0.40 is dlib's published
 # same-person cut-off (distance 0.6), which also sits above every different-people pair here.
-# The box jitter between two detections moves a dlib score by up to ~0.05 (the 5-point
-# shape predictor starts from the box), which is why the mild rows are not closer to 1.
+# The mild rows are not closer to 1 because dlib's descriptor itself is that sensitive: a
+# +8% brightness change moves it by 0.02..0.17 even with the very same face box on both
+# sides (six photos checked). Box jitter between detections adds up to ~0.03.
 THRESHOLDS: dict[str, Thresholds] = {
     "dlib": Thresholds(
         retouch=0.75,

@@ -7,6 +7,7 @@ tested on weights these tests make (same key names and shapes rules, small width
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -215,3 +216,24 @@ def test_descriptor_is_wrapped():
 def test_non_model_input_is_refused():
     with pytest.raises(TypeError, match="UPSCALE_MODEL"):
         esrgan.from_descriptor(SimpleNamespace(model="x", scale=4))
+
+
+def test_unknown_architecture_goes_to_spandrel_when_installed(tmp_path, monkeypatch):
+    """spandrel is optional (not installed here): a module with its ModelLoader interface
+    that understands one more layout (our compact net under other key names) stands in."""
+    net = seeded(esrgan.SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2))
+    path = tmp_path / "other_arch.pth"
+    torch.save({f"net.{k}": v for k, v in net.state_dict().items()}, path)
+
+    class ModelLoader:
+        def load_from_state_dict(self, sd):
+            module = esrgan.SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)
+            module.load_state_dict({k[len("net.") :]: v for k, v in sd.items()})
+            return DescriptorStandIn(module.eval(), 2)
+
+    monkeypatch.setitem(sys.modules, "spandrel", SimpleNamespace(ModelLoader=ModelLoader))
+    model = esrgan.load_upscale_model(path)
+    assert (model.scale, model.owned) == (2, False)
+    x = sample()
+    with torch.no_grad():
+        assert torch.equal(model(x), net(x))

@@ -447,8 +447,22 @@ def guard_identity(
 
     ret_np = ret_rgb.detach().to("cpu", torch.float32).numpy()
     orig_np = orig_rgb.detach().to("cpu", torch.float32).numpy()
-    # Corrected frames only (a 24 MP batch is not copied to report that it passed).
-    corrected: dict[int, np.ndarray] = {}
+    # The output is allocated on the first correction only (a 24 MP batch that passes is
+    # not copied), and each corrected frame is written into it at once (never kept aside).
+    output: torch.Tensor | None = None
+
+    def write_frame(frame: int, frame_rgb: np.ndarray) -> None:
+        nonlocal output
+        touched = np.any(frame_rgb != ret_np[frame], axis=-1)
+        if not touched.any():
+            return
+        if output is None:
+            output = retouched.clone()
+        frame_alpha = alpha[frame : frame + 1] if alpha is not None else None
+        restored = from_rgb(torch.from_numpy(frame_rgb[None]), channels, frame_alpha)[0]
+        # Only pixels the action changed are taken from the RGB result; every other pixel
+        # stays the retouched input's own value (bit-exact, grey and RGBA included).
+        output[frame] = torch.where(torch.from_numpy(touched)[..., None], restored, retouched[frame])
 
     # Original faces and embeddings, once per original frame.
     original_cache: dict[int, tuple[list[FaceLocation], list[Face | None], np.ndarray]] = {}
@@ -550,7 +564,7 @@ def guard_identity(
                 amount, final = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
                 r.action, r.blend, r.final_score = "blend", float(amount), float(final)
         if frame_out is not ret_np[frame]:
-            corrected[frame] = frame_out
+            write_frame(frame, frame_out)
         for r in failed:
             log.info(
                 "portrait_polish: IdentityGuard frame %d face %d: %s score %.3f < %.3f -> %s%s",
@@ -564,18 +578,7 @@ def guard_identity(
             progress()
         frames.append({"frame": frame, "passed": all(r.passed for r in reports), "faces": [r.as_dict() for r in reports]})
 
-    image = retouched
-    if corrected:
-        image = retouched.clone()
-        for frame, frame_rgb in corrected.items():
-            touched = np.any(frame_rgb != ret_np[frame], axis=-1)
-            if not touched.any():
-                continue
-            frame_alpha = alpha[frame : frame + 1] if alpha is not None else None
-            restored = from_rgb(torch.from_numpy(frame_rgb[None]), channels, frame_alpha)[0]
-            # Only pixels the action changed are taken from the RGB result; every other
-            # pixel stays the retouched input's own value (bit-exact, grey and RGBA included).
-            image[frame] = torch.where(torch.from_numpy(touched)[..., None], restored, retouched[frame])
+    image = output if output is not None else retouched
     return GuardResult(
         image=image,
         faces=all_faces,

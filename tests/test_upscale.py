@@ -6,6 +6,7 @@ The reference everywhere is a straightforward untiled run of the same weights
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -194,6 +195,23 @@ def test_out_of_memory_halves_the_tile_and_retries(compact, crop):
     out = upscale.upscale_image(crop, model, mode="model native", tile=160, overlap=16, stats=stats)
     assert stats[0].retries == 1 and stats[0].tile == 80
     assert psnr(out, untiled(compact, crop)) >= 45.0
+
+
+def test_float16_overflow_is_redone_in_float32():
+    """A float16 model whose activations overflow (here: a bias past float16's 65504) gets
+    its tiles redone by the float32 fallback, and the result is the float32 one."""
+    net = esrgan.SRVGGNetCompact(num_feat=8, num_conv=1, upscale=2)
+    with torch.no_grad():
+        net.body[0].bias.fill_(1e5)  # finite in float32, inf in float16
+    fp32 = esrgan.UpscaleModel(module=net.eval(), arch="SRVGGNetCompact", scale=2)
+    fp16 = esrgan.UpscaleModel(module=copy.deepcopy(net).half(), arch="SRVGGNetCompact", scale=2)
+    image = torch.rand((1, 24, 24, 3), generator=torch.Generator().manual_seed(3))
+    stats: list[upscale.TileStats] = []
+    out = upscale.upscale_image(image, fp16, tile=64, fallback=lambda: fp32, stats=stats)
+    assert stats[0].float32_fallback
+    assert torch.equal(out, upscale.upscale_image(image, fp32, tile=64))
+    with pytest.raises(FloatingPointError, match="float16"):
+        upscale.upscale_image(image, fp16, tile=64)
 
 
 def test_progress_counts_every_tile(compact, crop, monkeypatch):

@@ -290,12 +290,25 @@ function computeGroupRuns(node, optionsByName) {
 
 let templates = [];
 let templatesLoaded = false;
+let templatesFetchedAt = 0;
 
 async function refreshTemplates() {
-  if (!PACK_FOLDER) return;
+  if (!PACK_FOLDER || Date.now() - templatesFetchedAt < 10000) return;
+  templatesFetchedAt = Date.now();
   const response = await api.fetchApi("/workflow_templates");
   if (!response.ok) throw new Error(`GET /workflow_templates: HTTP ${response.status}`);
-  templates = templateEntries(await response.json(), PACK_FOLDER);
+  const listed = templateEntries(await response.json(), PACK_FOLDER);
+  // ComfyUI lists the JSON files of every folder it calls a workflow folder (example_workflows,
+  // workflows, ...) but serves only the first one found: keep the entries it can serve.
+  const servable = await Promise.all(
+    listed.map((entry) =>
+      api
+        .fetchApi(templatePath(PACK_FOLDER, entry.name), { method: "HEAD" })
+        .then((head) => head.ok)
+        .catch(() => false),
+    ),
+  );
+  templates = listed.filter((_, index) => servable[index]);
   templatesLoaded = true;
 }
 

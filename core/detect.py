@@ -742,6 +742,26 @@ def face_window(
     import cv2
 
     scale = size / side
+    if scale < 0.75:
+        # Shrink the window's neighbourhood with area averaging first: a rotating warp
+        # interpolates linearly and would alias (noisier landmarks, less stable masks).
+        cx, cy = center
+        half = side * 0.75  # covers the turned square (side/2 · √2)
+        x0 = max(0, int(math.floor(cx - half)))
+        y0 = max(0, int(math.floor(cy - half)))
+        x1 = min(rgb.shape[1], int(math.ceil(cx + half)))
+        y1 = min(rgb.shape[0], int(math.ceil(cy + half)))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            factor = scale * 1.25
+            region = rgb[y0:y1, x0:x1]
+            new_w = max(1, round((x1 - x0) * factor))
+            new_h = max(1, round((y1 - y0) * factor))
+            small = cv2.resize(region, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            fx, fy = new_w / (x1 - x0), new_h / (y1 - y0)
+            crop, to_small = face_window(small, ((cx - x0) * fx, (cy - y0) * fy), side * (fx + fy) / 2, size, roll)
+            # small -> image: x = x0 + u / fx
+            to_image = np.array([[1 / fx, 0.0, x0], [0.0, 1 / fy, y0]]) @ np.vstack([to_small, [0.0, 0.0, 1.0]])
+            return crop, to_image
     cos, sin = math.cos(roll), math.sin(roll)
     # image -> crop (continuous): u = scale · R(-roll) · (p - center) + size / 2
     linear = scale * np.array([[cos, sin], [-sin, cos]], np.float64)

@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "EyeEnhance": {"whites": 0.3, "iris_clarity": 0.3, "catchlight": 0.15},
     },
     "polished": {
-        "TextureSafeSmooth": {"strength": 0.75, "dodge_burn": 0.7, "shine": 0.4},
+        "TextureSafeSmooth": {"strength": 0.75, "dodge_burn": 0.7, "shine_reduction": 0.4},
         "TeethWhiten": {"strength": 0.8, "brighten": 0.7},
         "EyeEnhance": {"whites": 0.75, "iris_clarity": 0.7, "iris_saturation": 0.2, "catchlight": 0.5, "under_eye": 0.4},
         "IdentityGuard": {"action": "blend"},

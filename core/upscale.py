@@ -283,8 +283,12 @@ def _upscale_frame(
     rows: list[AxisTile],
     cols: list[AxisTile],
     progress: comfy.Progress,
+    strength: float = 1.0,
 ) -> None:
-    """Upscale one ``[3, H, W]`` frame, adding its tiles into ``out_rgb`` (``[Ht, Wt, C]``)."""
+    """Upscale one ``[3, H, W]`` frame, adding its tiles into ``out_rgb`` (``[Ht, Wt, C]``).
+
+    ``strength`` < 1 mixes the model's tile with a plain Lanczos enlargement of the same
+    tile (computed in the same global coordinates, so the mix is seamless too)."""
     _, height, width = rgb_chw.shape
     out_h, out_w = out_rgb.shape[0], out_rgb.shape[1]
     s = runner.model.scale
@@ -302,6 +306,13 @@ def _upscale_frame(
             else:
                 native = resample_axis(native, 1, native_w, out_w, tx.out_start, tx.out_end, tx.ctx_start * s)
             native = native.to(out_rgb.device)
+            if strength < 1.0:
+                plain = region.permute(1, 2, 0).to(out_rgb.device, torch.float32)
+                plain = resample_axis(plain, 0, height, out_h, ty.out_start, ty.out_end, ty.ctx_start)
+                plain = resample_axis(plain, 1, width, out_w, tx.out_start, tx.out_end, tx.ctx_start)
+                if native.shape[-1] != plain.shape[-1]:
+                    native = native.expand_as(plain)
+                native = plain + strength * (native - plain)
             if grey:
                 native = native.mean(dim=-1, keepdim=True)
             elif native.shape[-1] == 1:
@@ -341,8 +352,14 @@ def upscale_image(
     fallback: Callable[[], UpscaleModel] | None = None,
     stats: list[TileStats] | None = None,
     context: int = CONTEXT_PX,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Upscale an IMAGE ``[B,H,W,C]`` with ``model`` to the size ``mode`` asks for.
+
+    ``strength`` (0..1) is how much of the model's result is used: below 1 a plain Lanczos
+    enlargement is mixed back in (GAN upscalers smooth skin texture away; this keeps it);
+    0 is the plain resize alone (the model is not run, and at the same size the input
+    comes back bit-exact).
 
     ``tile`` 0 = automatic from free memory; on out-of-memory the tile is halved and the
     frame redone (down to 64 px). ``fallback`` gives a float32 model for a float16 one whose
@@ -357,10 +374,12 @@ def upscale_image(
     grey = channels == 1
     out_colour = out[..., :1] if grey else out[..., :3]
 
-    if out_h <= height and out_w <= width and (out_h, out_w) != (height, width):
-        # A reduction: a super-resolution model adds nothing a good resample lacks. (The same
-        # size still runs the model: its detail and denoising at 1x is a real use.)
-        log.info("Upscale: %dx%d -> %dx%d is a reduction; resampling without the model", width, height, out_w, out_h)
+    strength = min(1.0, max(0.0, float(strength)))
+    if strength == 0.0 or (out_h <= height and out_w <= width and (out_h, out_w) != (height, width)):
+        # Strength 0, or a reduction: a super-resolution model adds nothing a good resample
+        # lacks. (The same size with strength > 0 still runs the model: its detail and
+        # denoising at 1x is a real use.)
+        log.info("Upscale: %dx%d -> %dx%d by resampling alone (strength %.2f)", width, height, out_w, out_h, strength)
         for b in range(batch):
             out_colour[b] = resize_plane(image[b, ..., : out_colour.shape[-1]], out_h, out_w)
     else:
@@ -388,7 +407,7 @@ def upscale_image(
                         failed = False
                         with comfy.Progress(len(rows) * len(cols), f"Upscale {b + 1}/{batch}") as progress:
                             try:
-                                _upscale_frame(frame, out_colour[b], grey, runner, rows, cols, progress)
+                                _upscale_frame(frame, out_colour[b], grey, runner, rows, cols, progress, strength)
                             except Exception as exc:  # noqa: BLE001 - only OOM is retried; the rest re-raised
                                 if not comfy.is_out_of_memory(exc) or size // 2 < MIN_TILE:
                                     raise

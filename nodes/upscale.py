@@ -95,6 +95,15 @@ class Upscale:
                 "long_edge": int_widget(
                     4096, 64, 16384, "Output long side in pixels when scale_mode is 'long edge'.", step=8
                 ),
+                "strength": float_widget(
+                    1.0,
+                    0.0,
+                    1.0,
+                    0.05,
+                    "How much of the model's result to use. 1 = the model alone. Lower values mix back a plain "
+                    "Lanczos enlargement of the photo, which keeps skin texture (pores, freckles) that GAN upscalers "
+                    "tend to smooth away; 0.5-0.7 suits most portraits. 0 = plain Lanczos resize, no model.",
+                ),
                 "tile": int_widget(
                     0,
                     0,
@@ -122,6 +131,7 @@ class Upscale:
         scale_mode: str = "factor",
         factor: float = 2.0,
         long_edge: int = 4096,
+        strength: float = 1.0,
         tile: int = 0,
         overlap: int = 32,
         upscale_model: Any = None,
@@ -142,6 +152,7 @@ class Upscale:
             mode=scale_mode,
             factor=factor,
             long_edge=long_edge,
+            strength=strength,
             tile=tile,
             overlap=overlap,
             device=device,

@@ -123,6 +123,19 @@ def test_target_long_edge(compact, crop):
     assert psnr(out, expected) >= 45.0
 
 
+def test_strength_mixes_back_a_plain_enlargement(compact, crop):
+    image = crop[:, :96, :96].contiguous()
+    full = upscale.upscale_image(image, compact, mode="factor", factor=2.0, tile=64, overlap=16)
+    plain = upscale.resize_plane(image[0], 192, 192).clamp(0, 1)[None]
+    half = upscale.upscale_image(image, compact, mode="factor", factor=2.0, tile=64, overlap=16, strength=0.5)
+    assert torch.allclose(half, (0.5 * full + 0.5 * plain).clamp(0, 1), atol=1e-5)
+    none = upscale.upscale_image(image, compact, mode="factor", factor=2.0, strength=0.0)
+    assert torch.equal(none, plain)
+    # Strength 0 at the same size is the input, bit-exact (alpha included).
+    rgba = torch.cat([image, torch.rand_like(image[..., :1])], dim=-1)
+    assert torch.equal(upscale.upscale_image(rgba, compact, mode="factor", factor=1.0, strength=0.0), rgba)
+
+
 def test_reduction_only_resamples_same_size_runs_the_model(compact, crop):
     calls = []
     model = esrgan.UpscaleModel(module=compact.module, arch="x", scale=4, call=lambda x: calls.append(x) or compact.module(x))
@@ -260,12 +273,12 @@ def test_node_combo_and_upscale_model_input_agree(pack, crop, monkeypatch):
     assert COMPACT in spec["required"]["model_name"][0]
     assert "RealESRGAN_x4plus.pth" in spec["required"]["model_name"][0]  # models.json: download on first use
     image = crop[:, :96, :96].contiguous()
-    by_name = node_cls().upscale(image, COMPACT, "factor", 2.0, 4096, 64, 16)["result"][0]
+    by_name = node_cls().upscale(image, COMPACT, "factor", 2.0, 4096, 1.0, 64, 16)["result"][0]
     loaded = esrgan.load_upscale_model(SHARED_MODELS / COMPACT)
     descriptor = SimpleNamespace(model=loaded.module, scale=4, input_channels=3, output_channels=3, supports_half=False)
     stand_in = type("Descriptor", (), {"__call__": lambda self, x: self.model(x)})()
     stand_in.__dict__.update(vars(descriptor))
-    by_input = node_cls().upscale(image, "ignored.pth", "factor", 2.0, 4096, 64, 16, upscale_model=stand_in)["result"][0]
+    by_input = node_cls().upscale(image, "ignored.pth", "factor", 2.0, 4096, 1.0, 64, 16, upscale_model=stand_in)["result"][0]
     assert by_name.shape == (1, 192, 192, 3)
     assert torch.equal(by_name, by_input)
 
@@ -276,7 +289,7 @@ def test_node_missing_model_names_folders(pack, crop, monkeypatch, tmp_path):
     node_cls = pack.NODE_CLASS_MAPPINGS["PortraitPolishUpscale"]
     # (the pack imported as ComfyUI does is a second copy of the module: match the base class)
     with pytest.raises(FileNotFoundError, match=r"RealESRGAN_x2plus\.pth[\s\S]*Folders searched"):
-        node_cls().upscale(crop, "RealESRGAN_x2plus.pth", "factor", 2.0, 4096, 0, 32)
+        node_cls().upscale(crop, "RealESRGAN_x2plus.pth", "factor", 2.0, 4096, 1.0, 0, 32)
 
 
 @pytest.mark.slow

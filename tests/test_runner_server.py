@@ -442,7 +442,7 @@ def test_pack_workflow_on_fake_server_matches_in_process(fake, tmp_path, models_
 
     from portrait_polish.runner import run_workflow
 
-    workflow = Path(__file__).resolve().parent.parent / "workflows" / "natural_headshot.api.json"
+    workflow = Path(__file__).resolve().parent.parent / "workflows" / "api" / "natural_headshot.json"
     if not workflow.exists() or "PortraitPolishFaceParse" not in pack_classes()[0]:
         pytest.skip("default workflow or its nodes are not there yet")
     frame = (portrait("obama_2.jpg", 512)[0].numpy() * 255).round().astype(np.uint8)

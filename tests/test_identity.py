@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 import identity_fixtures
 import numpy as np
@@ -35,9 +36,11 @@ def _heavy(image: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(heavy_edit(_np(image), face.keypoints5))[None]
 
 
+@lru_cache(maxsize=8)
 def pack_retouch(name: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(original, retouched, what was used): the pack's own retouch nodes at their default
-    settings, chained, for whichever of them are registered; a mild smoothing otherwise."""
+    settings, chained, for whichever of them are registered; a mild smoothing otherwise.
+    Cached per photo (several tests use the same retouch): treat the result as read-only."""
     image, regions = parsed_portrait(name, SIDE)
     out, used = identity_fixtures.pack_retouch(image, regions)
     if not used:

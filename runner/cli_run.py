@@ -44,13 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def resolve_workflow(name: str) -> str:
-    """A path, or the name of a bundled workflow ("natural_headshot" -> workflows/natural_headshot.json)."""
+    """A path, or the name of a bundled workflow ("natural_headshot" -> workflows/api/natural_headshot.json)."""
     from pathlib import Path
 
     path = Path(name)
     if path.exists():
         return str(path)
-    bundled = Path(__file__).resolve().parent.parent / "workflows"
+    bundled = Path(__file__).resolve().parent.parent / "workflows" / "api"
     for candidate in (bundled / name, bundled / f"{name}.json"):
         if candidate.is_file():
             return str(candidate)

@@ -1,6 +1,9 @@
-"""Write the bundled workflows: ``workflows/<name>.json`` (UI format, for the canvas),
+"""Write the bundled workflows: ``workflows/ui/<name>.json`` (UI format, for the canvas),
 ``workflows/api/<name>.json`` (API format, for the runner) and ``example_workflows/``
 (UI format plus a ``.jpg`` thumbnail, served by ComfyUI as templates).
+
+The UI files sit in a sub-folder on purpose: ComfyUI also lists ``<pack>/workflows/*.json``
+as templates, so files directly in ``workflows/`` would show up twice in its menu.
 
     python -m portrait_polish.runner.make_workflows            # rewrite all
     python -m portrait_polish.runner.make_workflows --check    # fail if a file is out of date
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for name, (ui, api) in render().items():
-        files = {WORKFLOWS / f"{name}.json": _dump(ui), WORKFLOWS / "api" / f"{name}.json": _dump(api),
+        files = {WORKFLOWS / "ui" / f"{name}.json": _dump(ui), WORKFLOWS / "api" / f"{name}.json": _dump(api),
                  EXAMPLES / f"{name}.json": _dump(ui)}
         for path, text in files.items():
             if not path.exists() or path.read_text() != text:

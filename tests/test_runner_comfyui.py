@@ -28,7 +28,7 @@ from portrait_polish.runner.workflow import load_json, ui_to_api
 
 pytestmark = [pytest.mark.comfyui]
 REPO = Path(__file__).resolve().parent.parent
-WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO / "workflows" / "ui").glob("*.json"))
 
 
 def _free_port() -> int:

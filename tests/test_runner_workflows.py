@@ -58,17 +58,19 @@ def engine(tmp_path_factory, object_info):
 
 
 def test_every_workflow_is_shipped_in_both_formats_and_as_a_template():
-    assert sorted(p.stem for p in (REPO / "workflows").glob("*.json")) == sorted(NAMES)
+    assert sorted(p.stem for p in (REPO / "workflows" / "ui").glob("*.json")) == sorted(NAMES)
+    # ComfyUI lists <pack>/workflows/*.json as templates too: keep that level empty (no duplicates).
+    assert not list((REPO / "workflows").glob("*.json"))
     assert sorted(p.stem for p in (REPO / "workflows" / "api").glob("*.json")) == sorted(NAMES)
     for name in NAMES:
-        assert load_json(REPO / "example_workflows" / f"{name}.json") == load_json(REPO / "workflows" / f"{name}.json")
+        assert load_json(REPO / "example_workflows" / f"{name}.json") == load_json(REPO / "workflows" / "ui" / f"{name}.json")
         with Image.open(REPO / "example_workflows" / f"{name}.jpg") as thumb:
             assert thumb.format == "JPEG" and min(thumb.size) >= 128
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_converts_to_the_shipped_api_file(name, object_info):
-    ui = load_json(REPO / "workflows" / f"{name}.json")
+    ui = load_json(REPO / "workflows" / "ui" / f"{name}.json")
     api = load_json(REPO / "workflows" / "api" / f"{name}.json")
     assert ui_to_api(ui, object_info) == api
     validate_graph(api, object_info, skip={(nid, "image") for nid, n in api.items() if n["class_type"] == "LoadImage"})
@@ -79,7 +81,7 @@ def test_ui_files_carry_the_models_their_nodes_need():
 
     by_file = {spec.filename: spec for spec in registry().values()}
     for name in NAMES:
-        ui = load_json(REPO / "workflows" / f"{name}.json")
+        ui = load_json(REPO / "workflows" / "ui" / f"{name}.json")
         parse = next(n for n in ui["nodes"] if n["type"] == "PortraitPolishFaceParse")
         listed = {m["name"] for m in parse["properties"]["models"]}
         assert {"face_detection_yunet_2026may.onnx", "face_landmarker.task", "selfie_segmentation.tflite"} <= listed
@@ -117,7 +119,7 @@ def photo(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", NAMES)
 def test_workflow_runs_in_process_on_a_real_portrait(name, engine, photo, tmp_path):
     image = photo
-    workflow = REPO / "workflows" / ("api" if name != "natural_headshot" else "") / f"{name}.json"
+    workflow = REPO / "workflows" / ("api" if name != "natural_headshot" else "ui") / f"{name}.json"
     with Batch(workflow, tmp_path / "out", engine=engine, progress=False) as batch:
         batch.add(image)
         summary = batch.run()

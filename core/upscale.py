@@ -357,7 +357,7 @@ def upscale_image(
     """Upscale an IMAGE ``[B,H,W,C]`` with ``model`` to the size ``mode`` asks for.
 
     ``strength`` (0..1) is how much of the model's result is used: below 1 a plain Lanczos
-    enlargement is mixed back in (GAN upscalers smooth skin texture away; this keeps it);
+    enlargement is mixed back in (GAN upscalers redraw skin; this tones that down);
     0 is the plain resize alone (the model is not run, and at the same size the input
     comes back bit-exact).
 

@@ -101,8 +101,8 @@ class Upscale:
                     1.0,
                     0.05,
                     "How much of the model's result to use. 1 = the model alone. Lower values mix back a plain "
-                    "Lanczos enlargement of the photo, which keeps skin texture (pores, freckles) that GAN upscalers "
-                    "tend to smooth away; 0.5-0.7 suits most portraits. 0 = plain Lanczos resize, no model.",
+                    "Lanczos enlargement of the photo, for a softer, less redrawn look of skin (GAN upscalers flatten "
+                    "fine texture and make freckles look painted). 0 = plain Lanczos resize, no model.",
                 ),
                 "tile": int_widget(
                     0,

@@ -73,8 +73,8 @@ def _make_handler(served: Served) -> type[BaseHTTPRequestHandler]:
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{len(body)}")
                     self.send_header("Content-Length", "0")
-                    self.end_headers()
                     served.requests.append((self.path, rng, 0))
+                    self.end_headers()
                     return
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -83,10 +83,11 @@ def _make_handler(served: Served) -> type[BaseHTTPRequestHandler]:
             chunk = body[start:]
             self.send_header("Content-Length", str(len(chunk)))
             self.send_header("Accept-Ranges", "bytes" if honour_range else "none")
-            self.end_headers()
             sent = chunk if send_only is None else chunk[:send_only]
-            # Recorded before writing: the client may finish (and the test look) before we return.
+            # Recorded before the headers go out: a client that gives up on the headers alone
+            # (an unwritable .part) may raise, and the test look, before we get further.
             served.requests.append((self.path, rng, len(sent)))
+            self.end_headers()
             self.wfile.write(sent)
             self.wfile.flush()
             if send_only is not None:

@@ -175,7 +175,13 @@ def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> 
     a_clean = weighted_quantile(a_star, sclera, 0.2)
     a_neutral = max(0.0, 0.5 * a_clean)
     excess = (a_star - a_neutral).clamp_min(0.0)
-    pull = min(0.9, 1.5 * s)
+    # How hard to pull: solved so the white's mean a* drops by a set share (55 % at the
+    # default, up to 90 % at full strength), whatever its tint; capped at 90 % of each pixel's
+    # excess. An already neutral white (mean a* ≈ 0) is barely touched.
+    weight_sum = float(sclera.sum())
+    mean_a = float((a_star * sclera).sum()) / weight_sum
+    mean_excess = float((excess * sclera).sum()) / weight_sum
+    pull = min(0.9, 1.1 * s * max(mean_a, 0.0) / mean_excess) if mean_excess > 1e-6 else 0.0
     new_a = a_star - pull * excess
     # Veins are thin, red *and* darker than the white right around them: a* above its local
     # (vein-scale) mean. Their dark core is filled from the local white, low band only.

@@ -251,6 +251,28 @@ def test_real_eyes_default(name):
     assert torch.equal(out[0][outside], image[0][outside])
 
 
+def test_real_two_faces_each_eye_on_its_own():
+    """jolie_pitt_couple: every eye is either enhanced (all promises hold) or, when the check
+    finds it shut or squinting into shadow, left bit-exact; both faces get enhanced eyes."""
+    image, regions = parsed_portrait("jolie_pitt_couple.jpg")
+    out = run_node(image.clone(), face_regions=regions)
+    frame = regions.images[0]
+    assert len(frame.faces) == 2
+    for index in range(2):
+        enhanced = 0
+        for side in ("right", "left"):
+            white = full_frame_mask(frame, f"{side}_eye_white", faces=[index])
+            iris = full_frame_mask(frame, f"{side}_iris", faces=[index])
+            region = dilate_mask(torch.maximum(white, iris), 2) > 0
+            if torch.equal(out[0][region], image[0][region]):
+                continue
+            check_eye(image[0], out[0], white, iris)
+            enhanced += 1
+        assert enhanced >= 1, f"face {index}: no eye enhanced"
+    outside = dilate_mask(full_frame_mask(frame, "eyes"), 2) == 0
+    assert torch.equal(out[0][outside], image[0][outside])
+
+
 def test_real_under_eye_band_only():
     image, regions = parsed_portrait("paul_rudd_closeup.jpg")
     out = run_node(image, face_regions=regions, **dict(ALL_OFF, under_eye=0.6))

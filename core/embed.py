@@ -77,11 +77,11 @@ class Thresholds:
 # faces of the couple; long side 1024 px; YuNet boxes; every score re-detects the face the
 # way the guard does). dlib, similarity = 1 - distance, min / median / max:
 #   original vs itself                         1.000 / 1.000 / 1.000
-#   the pack's TeethWhiten + EyeEnhance nodes at their defaults
-#                                              0.866 / 0.950 / 0.972
+#   the pack's TextureSafeSmooth -> TeethWhiten -> EyeEnhance nodes at their defaults
+#                                              0.831 / 0.877 / 0.930
 #   mild edits (brightness +-8..15%, contrast x1.15, noise 0.02, blur sigma 0.5% of the
 #   face width, bilateral skin smoothing, smoothing + brightening)
-#                                              0.833 / ~0.93 / 0.983   (min over all mild rows)
+#                                              0.833 / ~0.93 / 0.983   (min over these rows)
 #   moderate: blur sigma 1.5% of face width    0.662 / 0.700 / 0.815
 #   moderate: warped eyes + jaw only           0.750 / 0.821 / 0.900
 #   heavy: blur 4% + warped eyes and jaw       0.349 / 0.454 / 0.630

@@ -548,7 +548,9 @@ class Batch:
         timings.update({k: round(v, 4) for k, v in (result.timings or {}).items() if k.endswith("_seconds")})
         engine_seconds = timings.get("engine_seconds", timings.get("execution_seconds"))
         if engine_seconds is not None:
-            timings["runner_overhead_seconds"] = round(timings["total_seconds"] - engine_seconds, 4)
+            # What the runner itself adds: hashing, upload, waiting for the result, download, writes.
+            overhead = timings["total_seconds"] - engine_seconds - timings.get("queue_seconds", 0.0)
+            timings["runner_overhead_seconds"] = round(max(0.0, overhead), 4)
         sidecars = []
         for name, (node_id, ref) in zip(names, saved, strict=True):
             data = self.engine.fetch(ref)

@@ -43,6 +43,7 @@ class PromptState:
     interrupted: bool = False
     started: float | None = None
     executed: dict[str, Any] = field(default_factory=dict)
+    posted: float | None = None  # wall clock when the server accepted the prompt
 
 
 def format_node_errors(body: dict[str, Any], graph: dict[str, Any] | None = None) -> str:
@@ -312,6 +313,7 @@ class ServerEngine:
         started = time.perf_counter()
         try:
             self._post(graph, prompt_id, extra)
+            state.posted = time.time()
             generation = self._ws_generation
             suspicious = False  # the server may have restarted: check that it still knows the prompt
             reposts = 0
@@ -389,6 +391,8 @@ class ServerEngine:
         ends = [m[1].get("timestamp") for m in messages if m and m[0] in ("execution_success",)]
         if starts and ends and starts[0] and ends[-1]:
             timings["execution_seconds"] = (ends[-1] - starts[0]) / 1000.0
+            if state.posted is not None:  # time spent behind other prompts in the server's queue
+                timings["queue_seconds"] = max(0.0, starts[0] / 1000.0 - state.posted)
         outputs = {str(k): v for k, v in (entry.get("outputs") or {}).items()}
         return RunResult(outputs=outputs, timings=timings)
 

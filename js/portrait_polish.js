@@ -283,7 +283,7 @@ function drawGroupBrackets(node, ctx) {
 
 function computeGroupRuns(node, optionsByName) {
   const names = (node.widgets ?? []).map((widget) => widget.name);
-  node.__ppGroupRuns = groupRuns(names, optionsByName, (name) => name.startsWith("$$pp-"));
+  node.__ppGroupRuns = groupRuns(names, optionsByName, (name) => name.startsWith("$$pp-"), node.type ?? node.comfyClass);
 }
 
 // ---------------------------------------------------------------- example workflows menu

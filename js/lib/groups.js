@@ -39,12 +39,51 @@ const RULES = [
   ["Strength", ["strength", "amount", "intensity", "opacity", "mix", "blend"]],
 ];
 
+// The pack's own nodes, widget by widget (checked against their INPUT_TYPES; a widget not
+// listed here falls to the name rules, so a new input still lands somewhere sensible).
+export const NODE_GROUPS = Object.freeze({
+  PortraitPolishTextureSafeSmooth: {
+    strength: "Strength",
+    texture: "Detail",
+    heal_blemishes: "Healing",
+    heal_strength: "Healing",
+    heal_brown_spots: "Healing",
+    keep_mark_size: "Keep marks",
+    keep_mark_contrast: "Keep marks",
+    dodge_burn: "Tone",
+    shine_reduction: "Tone",
+    include_neck: "Regions",
+  },
+  PortraitPolishTeethWhiten: { strength: "Strength", brighten: "Strength", natural_cap: "Limits" },
+  PortraitPolishEyeEnhance: {
+    whites: "Whites",
+    iris_clarity: "Iris",
+    iris_saturation: "Iris",
+    limbal_ring: "Iris",
+    catchlight: "Iris",
+    under_eye: "Under eye",
+  },
+});
+
+const SPARE_COLOURS = ["#e6b422", "#38b0a0", "#d0668a", "#8fbf3f", "#b28dff", "#ff9f59"];
+
+/** A group's bracket colour: the fixed ones above, else a stable pick by its name. */
+export function groupColour(group) {
+  if (Object.hasOwn(GROUP_COLOURS, group)) return GROUP_COLOURS[group];
+  let hash = 0;
+  for (const char of String(group)) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return SPARE_COLOURS[hash % SPARE_COLOURS.length];
+}
+
 /**
  * The group of one widget: the node definition's own `group` option wins (a node can say
- * `("FLOAT", {..., "group": "Detail"})` in INPUT_TYPES), then the name rules, then "Other".
+ * `("FLOAT", {..., "group": "Detail"})` in INPUT_TYPES), then this pack's table for the node,
+ * then the name rules, then "Other".
  */
-export function groupOf(widgetName, inputOptions) {
+export function groupOf(widgetName, inputOptions, nodeType = "") {
   if (inputOptions && typeof inputOptions.group === "string" && inputOptions.group.trim()) return inputOptions.group.trim();
+  const table = Object.hasOwn(NODE_GROUPS, nodeType) ? NODE_GROUPS[nodeType] : null;
+  if (table && Object.hasOwn(table, widgetName)) return table[widgetName];
   const name = String(widgetName ?? "").toLowerCase();
   if (Object.hasOwn(EXACT, name)) return EXACT[name];
   for (const [group, words] of RULES) if (words.some((word) => name.includes(word))) return group;
@@ -71,7 +110,7 @@ export function inputOptionsByName(nodeData) {
  * Widgets whose name starts with "$$" or that `skip` rejects (previews, our own read-outs) end a run
  * and belong to none. Empty when everything falls into one group (nothing worth marking).
  */
-export function groupRuns(widgetNames, optionsByName = {}, skip = () => false) {
+export function groupRuns(widgetNames, optionsByName = {}, skip = () => false, nodeType = "") {
   const runs = [];
   let current = null;
   widgetNames.forEach((name, index) => {
@@ -79,11 +118,11 @@ export function groupRuns(widgetNames, optionsByName = {}, skip = () => false) {
       current = null;
       return;
     }
-    const group = groupOf(name, optionsByName[name]);
+    const group = groupOf(name, optionsByName[name], nodeType);
     if (current && current.group === group && current.last === index - 1) {
       current.last = index;
     } else {
-      current = { group, colour: GROUP_COLOURS[group] ?? GROUP_COLOURS.Other, first: index, last: index };
+      current = { group, colour: groupColour(group), first: index, last: index };
       runs.push(current);
     }
   });

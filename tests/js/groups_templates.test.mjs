@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { GROUP_COLOURS, groupOf, groupRuns, inputOptionsByName } from "../../js/lib/groups.js";
+import { GROUP_COLOURS, NODE_GROUPS, groupColour, groupOf, groupRuns, inputOptionsByName } from "../../js/lib/groups.js";
 import {
   MENU_TITLE,
   addMenuEntry,
@@ -116,4 +116,33 @@ test("the menu entry is added once, after a separator", () => {
   addMenuEntry(options, entry);
   assert.deepEqual(options, [{ content: "Add Node" }, null, entry]);
   assert.equal(addMenuEntry(undefined, entry), undefined);
+});
+
+test("the pack's nodes group their widgets into contiguous runs, one bracket per group", () => {
+  // widget order as the nodes declare them (INPUT_TYPES)
+  const smooth = ["strength", "texture", "heal_blemishes", "heal_strength", "heal_brown_spots", "keep_mark_size", "keep_mark_contrast", "dodge_burn", "shine_reduction", "include_neck"];
+  const runs = groupRuns(smooth, {}, () => false, "PortraitPolishTextureSafeSmooth");
+  assert.deepEqual(
+    runs.map((run) => [run.group, run.first, run.last]),
+    [
+      ["Strength", 0, 0],
+      ["Detail", 1, 1],
+      ["Healing", 2, 4],
+      ["Keep marks", 5, 6],
+      ["Tone", 7, 8],
+      ["Regions", 9, 9],
+    ],
+  );
+  const eyes = ["whites", "iris_clarity", "iris_saturation", "limbal_ring", "catchlight", "under_eye"];
+  assert.deepEqual(
+    groupRuns(eyes, {}, () => false, "PortraitPolishEyeEnhance").map((run) => run.group),
+    ["Whites", "Iris", "Under eye"],
+  );
+  // the table covers only its node; elsewhere the name rules apply
+  assert.equal(groupOf("texture", {}, "PortraitPolishTextureSafeSmooth"), "Detail");
+  assert.equal(groupOf("catchlight", {}, "SomeOtherNode"), "Other");
+  assert.equal(groupOf("strength", { group: "Mine" }, "PortraitPolishTeethWhiten"), "Mine", "the node's own option still wins");
+  for (const table of Object.values(NODE_GROUPS)) for (const group of Object.values(table)) assert.match(groupColour(group), /^#[0-9a-f]{6}$/);
+  assert.equal(groupColour("Healing"), groupColour("Healing"), "stable colour per group name");
+  assert.equal(groupColour("Strength"), GROUP_COLOURS.Strength);
 });

@@ -12,6 +12,8 @@ import { readFileSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 
+import { NODE_GROUPS } from "../../../js/lib/groups.js";
+
 const { values: args } = parseArgs({
   options: {
     url: { type: "string", default: process.env.COMFYUI_URL ?? "http://127.0.0.1:8188" },
@@ -60,6 +62,15 @@ async function main() {
   check("each script served once", new Set(served).size === served.length && served.length >= 5, `${served.length} files`);
   const objectInfo = await getJson("/object_info");
   const retouch = RETOUCH_NODES.find((name) => name in objectInfo) ?? null;
+  // the widget-group table names real inputs of the nodes this server has
+  const stale = [];
+  for (const [type, table] of Object.entries(NODE_GROUPS)) {
+    const inputs = objectInfo[type]?.input;
+    if (!inputs) continue;
+    const names = new Set([...Object.keys(inputs.required ?? {}), ...Object.keys(inputs.optional ?? {})]);
+    for (const widget of Object.keys(table)) if (!names.has(widget)) stale.push(`${type}.${widget}`);
+  }
+  check("widget-group table matches the nodes' inputs", stale.length === 0, stale.join(", "));
   for (const name of ["PortraitPolishFaceParse", "PortraitPolishIdentityGuard"]) {
     check(`node ${name} registered`, name in objectInfo);
   }

@@ -80,11 +80,24 @@ def test_list_flags_non_commercial_models(env, monkeypatch, capsys):
 
 
 def test_verify_all_installed_files_pass(env, models_dir, monkeypatch, capsys):
-    monkeypatch.setenv(models.ENV_MODELS, str(models_dir))
+    # The official files only: ../shared/models also holds a re-saved animevideov3 copy,
+    # which verify rightly refuses (see the next test).
+    official = env / "official"
+    official.mkdir()
+    for name in (YUNET, "face_landmarker.task", "selfie_segmentation.tflite"):
+        (official / name).symlink_to(models_dir / name)
+    monkeypatch.setenv(models.ENV_MODELS, str(official))
     assert cli.main(["models", "verify"]) == 0
     out = capsys.readouterr().out
-    assert f"ok          yunet: {models_dir / YUNET}" in out
+    assert f"ok          yunet: {official / YUNET}" in out
     assert "ok          dlib_resnet:" in out
+
+
+def test_verify_refuses_a_file_that_is_not_the_official_release(env, models_dir, monkeypatch, capsys):
+    monkeypatch.setenv(models.ENV_MODELS, str(models_dir))
+    assert cli.main(["models", "verify", "realesr_animevideov3"]) == 1
+    err = capsys.readouterr().err
+    assert str(models_dir / "realesr-animevideov3.pth") in err and "models.json says 2504012" in err
 
 
 def test_verify_names_the_corrupt_file_and_exits_1(env, models_dir, monkeypatch, capsys):
@@ -221,7 +234,11 @@ def _script(*args: str, extra_env: dict[str, str]) -> subprocess.CompletedProces
 
 def test_console_script_verify_and_exit_codes(models_dir, tmp_path):
     base = {"PORTRAIT_POLISH_OFFLINE": "1", "PORTRAIT_POLISH_CACHE": str(tmp_path / "cache")}
-    good = _script("models", "verify", extra_env={**base, "PORTRAIT_POLISH_MODELS": str(models_dir)})
+    official = tmp_path / "official"
+    official.mkdir()
+    for name in (YUNET, "face_landmarker.task", "selfie_segmentation.tflite"):
+        (official / name).symlink_to(models_dir / name)
+    good = _script("models", "verify", extra_env={**base, "PORTRAIT_POLISH_MODELS": str(official)})
     assert good.returncode == 0, good.stderr
     assert "ok          yunet:" in good.stdout
     bad = corrupt_copy(models_dir, tmp_path / "bad")

@@ -124,7 +124,10 @@ function removePanel(node, key) {
 function showIdentity(node, output) {
   const view = identityView(output);
   const state = extras(node);
-  if (!view) return;
+  if (!view) {
+    if (state.identity) removePanel(node, "identity"); // the extras show the latest run only
+    return;
+  }
   if (!state.identity) {
     const panel = new IdentityPanel();
     const height = () => panel.wantedHeight();
@@ -155,7 +158,10 @@ function regionsControl(node) {
 function showRegions(node, output) {
   const legend = regionLegend(output);
   const state = extras(node);
-  if (!legend.length) return;
+  if (!legend.length) {
+    if (state.regions) removePanel(node, "regions");
+    return;
+  }
   if (!state.regions) {
     const widget = new RegionLegend({
       urlFor,
@@ -181,7 +187,13 @@ function showRegions(node, output) {
 function showCompare(node, output) {
   const pairs = comparePairs(output);
   const state = extras(node);
-  if (!pairs.length) return;
+  if (!pairs.length) {
+    if (state.comparer) {
+      removePanel(node, "comparer");
+      node.imgs = undefined; // ComfyUI's own preview takes over again
+    }
+    return;
+  }
   let created = false;
   if (!state.comparer) {
     const comparer = new Comparer({

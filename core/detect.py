@@ -33,9 +33,11 @@ DETECTION_SIZES: tuple[int, ...] = (640, 1280)
 # Crop around a face given to FaceLandmarker: side = factor × max(box w, h).
 LANDMARK_CROP_FACTOR = 1.9
 LANDMARK_INPUT_SIZE = 384
-# Mean distance between the landmarks of a window and of its mirror image (in window
-# widths) up to which the landmarks are taken as a real, upright face.
-PLAUSIBLE_DISAGREEMENT = 0.02
+# Mean distance between the landmarks of a window and of its mirror image, in window
+# widths. Real upright faces measure 0.002-0.007; above TRY_TURNED_ABOVE the half-turned
+# window is tried as well (the lower wins); above REJECT_ABOVE the face is not confirmed.
+TRY_TURNED_ABOVE = 0.008
+REJECT_ABOVE = 0.04
 
 
 # Mirror partner of each of the 478 FaceLandmarker points (the subject's left <-> right;
@@ -848,23 +850,28 @@ def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True)
     center = (x + w / 2, y + h / 2)
     nose = det.keypoints5[2]
     roll = _roll(det.keypoints5[0], det.keypoints5[1])
+    # Windows to try: around the box, then a wider one, then around the keypoints (a face
+    # cut by the frame edge has a truncated box but YuNet still places its eyes and mouth).
+    keypoint_centre = det.keypoints5.mean(axis=0)
+    eye_distance = float(np.hypot(*(det.keypoints5[1] - det.keypoints5[0])))
+    windows = [(center, max(w, h) * LANDMARK_CROP_FACTOR), (center, max(w, h) * LANDMARK_CROP_FACTOR * 1.5)]
+    if eye_distance > 2:
+        windows += [((float(keypoint_centre[0]), float(keypoint_centre[1])), eye_distance * f) for f in (4.5, 3.5)]
     tries: list[tuple[np.ndarray, float]] = []
     for extra in (0.0, math.pi):
-        for factor in (LANDMARK_CROP_FACTOR, LANDMARK_CROP_FACTOR * 1.5):
-            found = _landmarks_in_window(
-                landmarker, rgb, center, max(w, h) * factor, roll + extra, nose, mirror_average
-            )
+        for window_centre, side in windows:
+            found = _landmarks_in_window(landmarker, rgb, window_centre, side, roll + extra, nose, mirror_average)
             if found is not None:
                 tries.append(found)
                 break
         # YuNet can report an upside-down face with upright keypoints; then the
         # landmarker's two views disagree, and the half-turned window is tried as well.
-        if tries and tries[-1][1] < PLAUSIBLE_DISAGREEMENT:
+        if tries and tries[-1][1] < TRY_TURNED_ABOVE:
             break
     if not tries:
         return None
     first, disagreement = min(tries, key=lambda item: item[1])
-    if disagreement > 2 * PLAUSIBLE_DISAGREEMENT:
+    if disagreement > REJECT_ABOVE:
         # Neither upright nor upside down do the two views agree: not a face the
         # landmarker can read (blurred background figure, pattern).
         return None

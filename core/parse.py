@@ -182,24 +182,34 @@ class ParseOptions:
 # Rasterising
 
 
-def _fill(shape: tuple[int, int], polygons: Sequence[np.ndarray]) -> np.ndarray:
-    """Binary float32 mask of filled polygons (sub-pixel vertex precision).
+def _fill(shape: tuple[int, int], polygons: Sequence[np.ndarray], supersample: int = 4) -> np.ndarray:
+    """Float32 coverage (0..1) of filled polygons, anti-aliased.
 
-    Vertices are in continuous coordinates (pixel ``i`` spans ``[i, i + 1)``); OpenCV puts
-    pixel centres on integers, hence the half-pixel shift (without it a mirrored face
-    would be drawn a pixel off its mirror image).
+    Vertices are in continuous coordinates (pixel ``i`` spans ``[i, i + 1)``). OpenCV's
+    fill snaps vertices to whole pixels and includes both edges, so the polygons are
+    drawn ``supersample`` times larger inside their bounding box and area-averaged back:
+    edges land within ``1/(2·supersample)`` px, and a mirrored face is drawn as the mirror
+    image (at 1×, snapping would move thin regions like eye whites by up to a pixel).
     """
     import cv2
 
+    height, width = shape
     mask = np.zeros(shape, np.float32)
-    shift = 4
-    pts = [
-        np.round((np.asarray(p, np.float64) - 0.5) * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
-        for p in polygons
-        if len(p) >= 3
-    ]
-    if pts:
-        cv2.fillPoly(mask, pts, 1.0, lineType=cv2.LINE_8, shift=shift)
+    polys = [np.asarray(p, np.float64).reshape(-1, 2) for p in polygons if len(p) >= 3]
+    if not polys:
+        return mask
+    every = np.vstack(polys)
+    x0 = max(0, int(math.floor(every[:, 0].min())) - 1)
+    y0 = max(0, int(math.floor(every[:, 1].min())) - 1)
+    x1 = min(width, int(math.ceil(every[:, 0].max())) + 1)
+    y1 = min(height, int(math.ceil(every[:, 1].max())) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    big = np.zeros(((y1 - y0) * supersample, (x1 - x0) * supersample), np.float32)
+    # Sub-pixel centres sit at integers in OpenCV's convention, hence the half-pixel shift.
+    pts = [np.round((p - [x0, y0]) * supersample - 0.5).astype(np.int32).reshape(-1, 1, 2) for p in polys]
+    cv2.fillPoly(big, pts, 1.0, lineType=cv2.LINE_8)
+    mask[y0:y1, x0:x1] = cv2.resize(big, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
     return mask
 
 
@@ -356,15 +366,20 @@ def skin_likelihood(
     lightness = lab[..., 0]
     brighter = lightness > l_expected
     l_scale = torch.where(brighter, 4.4 * l_spread, 2.2 * l_spread)
-    boost = torch.where(brighter, lightness / l_expected.clamp(min=1.0), torch.ones_like(lightness)).clamp(max=1.6)
-    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2) * boost
-    c_scale = torch.where(chroma > c_ref, 5.0 * c_spread, 2.2 * c_spread)
+    # A highlight adds white light, which lowers chroma as it raises lightness: forgive a
+    # chroma deficit in step with the lightness excess (up to 15 L*, so white cloth or
+    # a white wall, far brighter still, stays out).
+    highlight = 0.8 * (lightness - l_expected).clamp(0.0, 15.0)
+    chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
+    chroma_gap = chroma - c_ref
+    chroma_gap = torch.where(chroma_gap < 0, (chroma_gap + highlight).clamp(max=0.0), chroma_gap)
+    c_scale = torch.where(chroma_gap > 0, 5.0 * c_spread, 2.2 * c_spread)
     hue_diff = torch.remainder(torch.atan2(lab[..., 2], lab[..., 1]) - h_ref + math.pi, 2 * math.pi) - math.pi
     # Hue is meaningless for near-grey pixels; weigh its error by how coloured the pixel is.
     hue_weight = (chroma / c_ref.clamp(min=1.0)).clamp(max=1.0)
     d2 = (
         ((lightness - l_expected) / l_scale) ** 2
-        + ((chroma - c_ref) / c_scale) ** 2
+        + (chroma_gap / c_scale) ** 2
         + (hue_diff * hue_weight / (2.2 * h_spread)) ** 2
     ) / tolerance**2
     # 1 inside the model's core, falling smoothly to 0 beyond ~1.3 spreads.
@@ -513,6 +528,11 @@ def _face_masks(
     masks = {name: torch.from_numpy(value) for name, value in hard.items()}
     lab = rgb_to_lab(work_rgb)
     sample_xy = poly(CHEEK_POINTS + FOREHEAD_POINTS)
+    # Only points inside the frame sample the skin (a face cut by the frame edge has
+    # landmarks out there; clipping them to the edge would sample background).
+    inside = (sample_xy[:, 0] >= 0) & (sample_xy[:, 0] < work_w) & (sample_xy[:, 1] >= 0) & (sample_xy[:, 1] < work_h)
+    if inside.sum() >= 4:
+        sample_xy = sample_xy[inside]
     samples = _sample_points(
         rgb_to_lab(gaussian_blur(work_rgb.permute(2, 0, 1), max(1.0, 0.01 * work_scale)).permute(1, 2, 0)), sample_xy
     )

@@ -97,11 +97,24 @@ class LoadImage:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {"required": {"image": ([], {"image_upload": True})}}
 
-    def load_image(self, image: str) -> tuple[torch.Tensor, torch.Tensor]:
+    @classmethod
+    def IS_CHANGED(cls, image: str) -> str:  # noqa: N802 - ComfyUI's name
+        """The file's sha256, like ComfyUI: a file edited in place is loaded again."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(cls._path(image), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    @staticmethod
+    def _path(image: str) -> Path:
         path = Path(image)
-        if not path.is_absolute():
-            path = _dirs().input / path
-        return load_image_file(path)
+        return path if path.is_absolute() else _dirs().input / path
+
+    def load_image(self, image: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return load_image_file(self._path(image))
 
 
 def _save_path(output_dir: Path, filename_prefix: str, width: int, height: int) -> tuple[Path, str, str, int]:

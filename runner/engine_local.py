@@ -16,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,25 @@ class InProcessEngine:
         parts = {}
         for name, value in sorted(node["inputs"].items()):
             parts[name] = ["link", signatures[value[0]], value[1]] if _is_link(value) else value
-        text = json.dumps([node["class_type"], parts], sort_keys=True, default=str)
+        changed = self._is_changed(node)
+        if changed != changed:  # NaN: the node asks to run every time
+            return uuid.uuid4().hex
+        text = json.dumps([node["class_type"], parts, changed], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def _is_changed(self, node: dict[str, Any]) -> Any:
+        """ComfyUI's IS_CHANGED: part of the cache key (LoadImage: the file's content)."""
+        cls = self.classes[node["class_type"]]
+        if not hasattr(cls, "IS_CHANGED"):
+            return None
+        literals = {k: v for k, v in node["inputs"].items() if not _is_link(v)}
+        token = set_dirs(self.dirs)
+        try:
+            return cls.IS_CHANGED(**literals)
+        except Exception:  # noqa: BLE001 - it needs linked values we do not pass: run every time
+            return float("nan")
+        finally:
+            reset_dirs(token)
 
     def _execute(self, node_id: str, node: dict[str, Any], cls: type, results: dict[str, tuple[list[Any], ...]],
                  graph: ApiGraph, extra_pnginfo: dict[str, Any] | None) -> tuple[tuple[list[Any], ...], dict[str, Any] | None]:

@@ -183,6 +183,9 @@ def test_engine_caches_unchanged_nodes(engine, tmp_path):
     assert second.outputs.keys() == first.outputs.keys()
     graph["2"]["inputs"]["amount"] = 0.2
     assert engine.run(graph).cached == ["1"]
+    Image.fromarray(np.full((24, 32, 3), 99, np.uint8)).save(image)  # same path, new content
+    rerun = engine.run(graph)
+    assert rerun.cached == [] and float(rerun.node_results["1"][0][0].mean()) == pytest.approx(99 / 255)
 
 
 def test_engine_maps_over_lists_and_handles_ui_dicts():

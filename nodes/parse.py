@@ -104,9 +104,12 @@ class FaceParse:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        from ..core.models import list_files
+        from ..core.models import list_files, spec_for
 
-        bisenet_files = list_files("face_parsing") or ["parsing_bisenet.pth"]
+        # The published file first (it downloads on first use), then whatever else the
+        # face_parsing folder holds (e.g. 79999_iter.pth under its original name).
+        default_file = spec_for("bisenet").filename
+        bisenet_files = [default_file] + [name for name in list_files("face_parsing") if name != default_file]
         return {
             "required": {
                 "image": (

@@ -67,7 +67,7 @@ CASES = [
     BenchCase("runner natural_headshot server", "workflow", "1MP", _batch_case(DEFAULT_WORKFLOW, server=True), repeats=2,
               note="COMFYUI_URL; upload+queue+ws+download"),
     BenchCase("runner overhead (Load->Save) in-process", "workflow", "1MP", _batch_case(CORE_GRAPH, server=False), repeats=3,
-              note="hash, manifest, sidecar, PNG read/write"),
+              note="hash, manifest, sidecar, PNG read/write (+ bench input write)"),
     BenchCase("runner overhead (Load->Save) server", "workflow", "1MP", _batch_case(CORE_GRAPH, server=True), repeats=3,
               note="COMFYUI_URL; + upload, queue, ws, /view"),
 ]

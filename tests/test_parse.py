@@ -44,6 +44,19 @@ def test_face_count(name: str, count: int) -> None:
     assert len(regions.images[0].faces) == count
 
 
+def test_face_count_on_every_shared_portrait() -> None:
+    """One face per photo except the couple (2) and the group (6); no false faces in
+    backgrounds (paintings, blurred bystanders), none missed (close-ups, 3/4 views)."""
+    from helpers import PORTRAITS, require_shared
+
+    require_shared(PORTRAITS)
+    expected = {"group_six_t1.jpg": 6, "jolie_pitt_couple.jpg": 2}
+    names = sorted(p.name for p in PORTRAITS.iterdir() if p.suffix.lower() in (".jpg", ".png"))
+    assert len(names) >= 20
+    counts = {name: len(parse_faces(portrait(name, 640), refine=False, person=False).images[0].faces) for name in names}
+    assert counts == {name: expected.get(name, 1) for name in names}
+
+
 @pytest.mark.parametrize("name", ["biden_2.jpg", "jolie_1.jpg", "compreface_personA_2.jpg"])
 def test_frontal_regions_non_empty_and_inside_face(name: str) -> None:
     image, regions = parsed_portrait(name)

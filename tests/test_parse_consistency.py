@@ -57,7 +57,7 @@ def test_flip_gives_mirrored_masks(region: str) -> None:
     mirrored = full_frame_mask(flipped, SWAP.get(region, region)).flip(1)
     iou = mask_iou(full_frame_mask(base, region), mirrored)
     # Eye whites are two thin slivers beside the iris (~330 px here); landmark jitter of
-    # a fraction of a pixel costs them a few points of IoU (measured 0.87 / 0.96).
+    # a fraction of a pixel costs them a few points of IoU (measured 0.89 / 0.97).
     assert iou >= (0.85 if region.endswith("eye_white") else 0.9), f"{region}: IoU {iou:.3f}"
 
 
@@ -78,8 +78,7 @@ def test_half_size_gives_same_regions(region: str) -> None:
         full_frame_mask(small, region)[None, None], size=full.shape, mode="bilinear", align_corners=False
     )[0, 0]
     iou = mask_iou(full, upsampled)
-    threshold = 0.88 if region in ("upper_lip", "lower_lip") else 0.9
-    assert iou >= threshold, f"{region}: IoU {iou:.3f}"
+    assert iou >= 0.9, f"{region}: IoU {iou:.3f}"
 
 
 @pytest.mark.parametrize("name", [FRONTAL, SMILE])

@@ -2,7 +2,8 @@
 
 COMFYUI_URL: a running server with this pack installed. COMFYUI_DIR: a ComfyUI tree with
 this pack in custom_nodes; the test starts it on a free port (COMFYUI_PYTHON picks the
-interpreter, default: COMFYUI_DIR/../venv/bin/python, else this one).
+interpreter, default: COMFYUI_DIR/../venv/bin/python, else this one; PYTHONPATH is passed on,
+e.g. for ../shared/comfy-host/shims on a machine without torchvision).
 
 Checks: the server's node definitions turn every shipped UI workflow into exactly the
 shipped API workflow; every shipped workflow runs through the server; and the server's

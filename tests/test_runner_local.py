@@ -259,3 +259,13 @@ def test_python_api_and_cli_agree(engine, tmp_path):
     assert summary.count("done") == 1
     pixels = np.asarray(Image.open(tmp_path / "api" / "a_t.png"))
     assert pixels.mean() == pytest.approx(40 + 63.75, abs=1.0)  # SaveImage truncates, like ComfyUI
+
+
+def test_cli_bundled_name_and_print_prompt(tmp_path, capsys):
+    image = _images(tmp_path / "in", names=("a.png",)) / "a.png"
+    code = main(["run", "natural_headshot", str(image), "-o", str(tmp_path / "out"), "--print-prompt",
+                 "--set", "TeethWhiten.strength=0.25"])
+    prompt = json.loads(capsys.readouterr().out)
+    assert code == 0 and not (tmp_path / "out").exists()
+    teeth = next(node for node in prompt.values() if node["class_type"] == "PortraitPolishTeethWhiten")
+    assert teeth["inputs"]["strength"] == 0.25

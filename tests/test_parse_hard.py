@@ -287,3 +287,26 @@ def test_face_options_on_the_group_photo() -> None:
 def test_unknown_backend_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="backend"):
         parse_faces(astronaut(), backend="segformer")
+
+
+def test_open_mouth_without_teeth_gives_no_teeth() -> None:
+    """biden_2 with its teeth painted over in mouth-cavity and tongue colours: the mouth stays
+    open (same landmarks), the teeth mask must vanish."""
+    image, parsed = parsed_portrait("biden_2.jpg", 768)
+    item = parsed.images[0]
+    teeth = full_frame_mask(item, "teeth")
+    assert float(teeth.sum()) > 500
+    cover = (teeth > 0.05).to(torch.float32)
+    cover = torch.nn.functional.max_pool2d(cover[None, None], 5, stride=1, padding=2)[0, 0]
+    ys = torch.arange(image.shape[1], dtype=torch.float32)[:, None]
+    rows = ys.expand_as(cover)[cover > 0]
+    middle = float(rows.mean())
+    cavity = torch.tensor([0.16, 0.05, 0.06])
+    tongue = torch.tensor([0.62, 0.30, 0.32])
+    fill = torch.where((ys > middle)[..., None], tongue, cavity)  # tongue below, dark above
+    toothless = image.clone()
+    toothless[0] = image[0] * (1 - cover[..., None]) + fill * cover[..., None]
+    (after,) = parse_faces(toothless).images
+    face = after.faces[0]
+    assert float(face.masks["mouth_interior"].sum()) > 0.5 * float(item.faces[0].masks["mouth_interior"].sum())
+    assert float(face.masks["teeth"].sum()) / face.scale**2 < 3e-4

@@ -53,6 +53,8 @@ RED_CANDIDATE = 1.5
 RED_SPOT = 5.0
 DARK_CANDIDATE = 2.5
 DARK_SPOT = 4.0
+# Pigment spots this much darker (L*) than the skin right around them are marks (freckles).
+MARK_DARKNESS = 3.0
 BROWN_REDNESS_SLOPE = 0.6
 RED_TO_DARK = 0.5
 # A pigment mark is a compact spot: filling at least this much of its bounding box, and
@@ -61,8 +63,8 @@ MIN_MARK_FILL = 0.4
 MAX_MARK_FACTOR = 1.0
 
 # How strongly ``strength`` = 1 scales each band down (gain = 1 − k·strength).
-GAIN_MEDIUM_L = 0.3
-GAIN_COARSE_L = 1.15
+GAIN_MEDIUM_L = 0.15
+GAIN_COARSE_L = 1.7
 GAIN_MEDIUM_AB = 0.4
 GAIN_COARSE_AB = 0.2
 # Share of the smoothing held back on the nose (coarse, medium band).
@@ -70,6 +72,9 @@ NOSE_COARSE_KEEP = 0.8
 NOSE_MEDIUM_KEEP = 0.4
 # Micro dodge & burn: medium-band luminance deviations well below this (L*) are flattened.
 DODGE_BURN_TAU = 4.0
+DODGE_BURN_GAIN = 0.6
+# Soft limit (L*, at strength 0.5) of how far evening moves a pixel's lightness.
+MAX_LIFT = 3.5
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ def spot_contrast(lab: torch.Tensor, inside: torch.Tensor, radii: BandRadii, sca
     The surroundings are a masked blur at ``around`` × the face width, computed twice: the
     second time without the candidate spots, so a big spot does not raise its own reference.
     """
-    sigma_spot = max(0.7, 0.8 * radii.fine)
+    sigma_spot = max(0.7, 0.5 * radii.fine)
     sigma_around = max(3.0, scale * around)
     smooth = blur(lab, sigma_spot)
     around = masked_blur(lab, inside, sigma_around)
@@ -256,15 +261,14 @@ def find_spots(
     darkness = -d_l
     in_skin = inside > 0.5
     empty = torch.zeros(height, width, dtype=lab.dtype, device=lab.device)
-    min_diameter = max(2.5, scale / 150.0)
+    min_diameter = max(2.5, scale / 250.0)
     grow = max(1, round(max(radii.fine * 1.5, scale / 200.0)))
-    feather = max(0.7, grow * 0.5)
 
-    def soft(hard: torch.Tensor) -> torch.Tensor:
+    def soft(hard: torch.Tensor, grow: int = grow) -> torch.Tensor:
         hard = hard.to(lab.dtype)
         if not bool(hard.any()):
             return empty.clone()
-        grown = blur(dilate_mask(hard, grow)[None], feather)[0]
+        grown = blur(dilate_mask(hard, grow)[None], max(0.7, grow * 0.5))[0]
         return torch.maximum(grown, hard).clamp(0.0, 1.0) * reach
 
     protected_px = None if protect is None else protect > 0.5
@@ -298,7 +302,7 @@ def find_spots(
     # Marks are judged against nearer surroundings (face/50): a mole or a freckle is dark
     # against the skin right next to it, a shadow is not.
     darkness = -spot_contrast(lab, inside, radii, scale, around=1.0 / 50.0)[0]
-    dark_map = (darkness > DARK_SPOT) & in_skin & ~blemish_hard
+    dark_map = (darkness > MARK_DARKNESS) & in_skin & ~blemish_hard
     if bool(dark_map.any()):
         dark = _components(dark_map)
         size_pct = 100.0 * dark.diameter / scale
@@ -311,7 +315,8 @@ def find_spots(
         mark_hard |= dark.select(keep)
         count_blemish += int(heal[1:].sum())
         count_mark += int(keep[1:].sum())
-    return Spots(soft(blemish_hard), soft(mark_hard & ~blemish_hard), count_blemish, count_mark)
+    # Marks grow less than blemishes: only their soft edge needs covering.
+    return Spots(soft(blemish_hard), soft(mark_hard & ~blemish_hard, max(1, round(radii.fine))), count_blemish, count_mark)
 
 
 def heal_spots(lab: torch.Tensor, blemish: torch.Tensor, inside: torch.Tensor, radii: BandRadii, scale: float, amount: float) -> torch.Tensor:
@@ -334,15 +339,17 @@ def heal_spots(lab: torch.Tensor, blemish: torch.Tensor, inside: torch.Tensor, r
     fill = num / den.clamp_min(1e-6)
 
     fine = lab - blur(lab, radii.fine)
-    spot_mean = masked_blur(fine, blemish, max(1.0, radii.fine * 2.0))
+    spot_mean = masked_blur(fine, blemish, max(0.8, radii.fine))
     texture = fine - spot_mean * blemish[None]
     # Clip to the skin's own fine-band spread (per channel), so no spot edge survives as
     # a "texture" ring.
     skin_px = outside_spots > 0.5
     if bool(skin_px.any()):
-        spread = fine[:, skin_px].std(dim=1).clamp_min(0.05) * 2.5
+        spread = fine[:, skin_px].std(dim=1).clamp_min(0.05) * 2.0
         texture = torch.maximum(torch.minimum(texture, spread[:, None, None]), -spread[:, None, None])
-    healed = fill + texture
+    # The spot's own pores come back a little calmer: at pore-sized spots the spot itself
+    # is partly in the fine band.
+    healed = fill + texture * (1.0 - 0.5 * blemish[None])
     weight = (blemish * amount).clamp(0.0, 1.0)[None]
     return lab + weight * (healed - lab)
 
@@ -396,12 +403,20 @@ def retouch_skin(
     else:
         work_healed = work
 
-    # 2. bands
-    bands = split_bands(work_healed, work_healed[0], radii)
+    # 2. bands, measured with the marks filled in from the skin around them: a field of
+    # freckles would otherwise drag the local mean down, the clear skin between them would
+    # look like a light blotch, and evening it would fade the freckles.
+    band_source = heal_spots(work_healed, spots.mark, inside, radii, scale, 1.0)
+    bands = split_bands(band_source, band_source[0], radii)
     keep = spots.mark
     if protect is not None:
         keep = torch.maximum(keep, protect.to(device, torch.float32).clamp(0, 1))
     free = (1.0 - keep)[None]  # where smoothing may act
+    # Marks keep their own medium band (their shape and contrast) but follow the tone
+    # evening of the skin around them (the coarse band, measured with them filled in), so
+    # a freckle on a lifted patch stays exactly as distinct from its skin as before.
+    user_keep = zeros if protect is None else protect.to(device, torch.float32).clamp(0, 1)
+    coarse_keep = (1.0 - user_keep)[None]
     # The nose's light and shade is its shape, not unevenness: its coarse band is left
     # mostly alone (and its medium band partly), so the nose does not flatten.
     nose = face.mask("nose").to(device)
@@ -410,7 +425,7 @@ def retouch_skin(
     # the darker rim along a jaw or an eye socket.
     edge_taper = ((blur(inside[None], radii.medium) - 0.5) * 2.5).clamp(0.0, 1.0)
     free = free * edge_taper
-    coarse_free = free * (1.0 - NOSE_COARSE_KEEP * nose)[None]
+    coarse_free = coarse_keep * edge_taper * (1.0 - NOSE_COARSE_KEEP * nose)[None]
     free = free * (1.0 - NOSE_MEDIUM_KEEP * nose)[None]
     gains_medium = torch.tensor([GAIN_MEDIUM_L, GAIN_MEDIUM_AB, GAIN_MEDIUM_AB], device=device).view(3, 1, 1)
     gains_coarse = torch.tensor([GAIN_COARSE_L, GAIN_COARSE_AB, GAIN_COARSE_AB], device=device).view(3, 1, 1)
@@ -418,9 +433,18 @@ def retouch_skin(
     coarse_gain = (1.0 - gains_coarse * strength * coarse_free).clamp_min(0.1)
     medium = bands.medium * medium_gain
     if params.dodge_burn > 0:
-        flatten = params.dodge_burn * strength * 2.0 * torch.exp(-((bands.medium[0] / DODGE_BURN_TAU) ** 2))
+        flatten = params.dodge_burn * strength * DODGE_BURN_GAIN * torch.exp(-((bands.medium[0] / DODGE_BURN_TAU) ** 2))
         medium[0] = medium[0] * (1.0 - flatten.clamp(0.0, 0.9) * free[0])
     coarse = bands.coarse * coarse_gain
+    # Evening is a correction of small deviations: each pixel's lightness moves by at most
+    # about MAX_LIFT L* (soft limit), so strong structure in the bands (a moustache, the
+    # shadow under the lip, a nostril edge) is only nudged, never lifted away.
+    limit = MAX_LIFT * (0.5 + strength)
+    change = (medium[0] - bands.medium[0]) + (coarse[0] - bands.coarse[0])
+    limited = limit * torch.tanh(change / limit)
+    scale_back = torch.where(change.abs() > 1e-6, limited / change, torch.ones_like(change))
+    medium[0] = bands.medium[0] + (medium[0] - bands.medium[0]) * scale_back
+    coarse[0] = bands.coarse[0] + (coarse[0] - bands.coarse[0]) * scale_back
     texture = params.clamped_texture()
     fine = bands.fine.clone()
     fine[0] = fine[0] * texture
@@ -438,7 +462,7 @@ def retouch_skin(
     result = bands.base + coarse + medium + fine
 
     # 3. apply the change to the original pixels and composite inside the skin only
-    delta = result - work
+    delta = (result - band_source) + (work_healed - work)
     out_lab = lab + delta
     out_rgb = lab_to_rgb(out_lab.permute(1, 2, 0)).to(torch.float32)
     composite = torch.maximum(skin, healed_mask)

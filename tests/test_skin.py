@@ -1,0 +1,212 @@
+"""TextureSafeSmooth on real portraits (../shared/portraits, parsed by FaceParse).
+
+What the node promises, measured with tests/skin_metrics.py (independent OpenCV/numpy band
+maths, band edges tied to each face's width):
+- the pores stay: fine-band energy ratio in [0.85, 1.05], fine maps correlate ≥ 0.8;
+- blotches and tone patches go down: medium ≤ 0.9, coarse ≤ 0.8 at default strength;
+- no colour cast: mean CIEDE2000 over the skin ≤ 1.0, 95th percentile ≤ 2.5;
+- nothing outside the (dilated) skin changes, bit for bit;
+- painted red / dark-red blemishes (radius 2–8 px) lose ≥ 70% of their contrast to the
+  skin around them, a painted mole changes by less than ΔE00 1, freckles stay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import load_pack_as_comfyui, parsed_portrait
+from skin_metrics import (
+    band_report,
+    dark_spots,
+    dilate,
+    erode,
+    lab_of,
+    paint_spot,
+    spot_contrast,
+    spot_retention,
+    spot_shift,
+)
+
+from portrait_polish.core.colour import lab_to_rgb
+from portrait_polish.core.regions import FaceRegions, ImageFaces, full_frame_mask
+from portrait_polish.core.skin import SkinParams, smooth_skin_image
+
+BAND_FACES = ["paul_rudd_closeup.jpg", "pexels_stubble_man.jpg", "fairface_asian_woman_50s.jpg", "compreface_personA_1.jpg"]
+
+
+def _largest_face(regions: FaceRegions):
+    faces = regions.images[0].faces
+    assert faces, "FaceParse found no face"
+    return max(faces, key=lambda f: f.scale)
+
+
+def _skin(regions: FaceRegions, face) -> np.ndarray:
+    """FaceParse's skin of one face as a full-frame bool mask."""
+    item = regions.images[0]
+    index = item.faces.index(face)
+    return full_frame_mask(item, ["skin"], faces=[index]).numpy() > 0.5
+
+
+@pytest.fixture(scope="module")
+def default_results():
+    results = {}
+    for name in BAND_FACES:
+        image, regions = parsed_portrait(name, 1024)
+        out, healed = smooth_skin_image(image.clone(), regions, SkinParams())
+        results[name] = (image, regions, out, healed)
+    return results
+
+
+@pytest.mark.parametrize("name", BAND_FACES)
+def test_default_keeps_pores_and_evens_tone(default_results, name):
+    image, regions, out, _ = default_results[name]
+    face = _largest_face(regions)
+    report = band_report(image[0], out[0], _skin(regions, face), face.scale)
+    print(name, {k: round(v, 3) for k, v in report.items()})
+    assert 0.85 <= report["fine"] <= 1.05, report
+    assert report["fine_corr"] >= 0.8, report
+    assert report["medium"] <= 0.9, report
+    assert report["coarse"] <= 0.8, report
+    assert report["de_mean"] <= 1.0, report
+    assert report["de_p95"] <= 2.5, report
+
+
+@pytest.mark.parametrize("name", BAND_FACES)
+def test_outside_dilated_skin_is_bit_exact(default_results, name):
+    image, regions, out, _ = default_results[name]
+    item = regions.images[0]
+    skin = full_frame_mask(item, ["skin", "nose"]).numpy() > 0
+    scale = max(f.scale for f in item.faces)
+    outside = ~dilate(skin, round(scale / 25.0))
+    changed = (out[0] != image[0]).any(dim=-1).numpy()
+    assert changed.any(), "nothing changed at all"
+    assert not (changed & outside).any(), f"{int((changed & outside).sum())} pixels changed outside the dilated skin"
+
+
+def _smooth_spots(lab: np.ndarray, skin: np.ndarray, radius: float, count: int, scale: float) -> list[tuple[int, int]]:
+    """``count`` places on even, typical skin, far from the skin's edge and from each other."""
+    region = erode(skin, round(3 * radius + scale / 30.0))
+    step = int(2 * radius + 4)
+    ys, xs = np.mgrid[step // 2 : lab.shape[0] : step, step // 2 : lab.shape[1] : step]
+    lightness = lab[..., 0]
+    # Typical skin, not a specular highlight or a shadow: within 5 L* of the skin's median.
+    typical = np.abs(lightness - np.median(lightness[skin])) < 5.0
+    candidates = [(int(x), int(y)) for x, y in zip(xs.ravel(), ys.ravel(), strict=True) if region[y, x] and typical[y, x]]
+
+    def roughness(point: tuple[int, int]) -> float:
+        x, y = point
+        r = int(3 * radius)
+        return float(lightness[y - r : y + r + 1, x - r : x + r + 1].std())
+
+    candidates.sort(key=roughness)
+    chosen: list[tuple[int, int]] = []
+    for x, y in candidates:
+        if all((x - cx) ** 2 + (y - cy) ** 2 >= (5 * radius) ** 2 for cx, cy in chosen):
+            chosen.append((x, y))
+    assert len(chosen) >= count, "not enough even skin to paint on"
+    return chosen[:count]
+
+
+BLEMISH_KINDS = {
+    # (ΔL*, Δa*, Δb*) at the spot's core: an inflamed red spot and a darker red one (as red as
+    # it is dark; a spot much darker than it is red counts as pigment, i.e. a freckle or mole).
+    "red": (-4.0, 14.0, 3.0),
+    "dark_red": (-10.0, 10.0, 0.0),
+}
+MOLE = (-35.0, 4.0, 6.0)  # a dark brown mole: far darker than keep_mark_contrast (20)
+
+
+@pytest.mark.parametrize("name", ["paul_rudd_closeup.jpg", "fairface_asian_woman_50s.jpg"])
+def test_painted_blemishes_heal_and_mole_stays(name):
+    image, regions = parsed_portrait(name, 1024)
+    face = _largest_face(regions)
+    skin = _skin(regions, face)
+    lab = lab_of(image[0])
+    radii = [2, 3, 5, 8]
+    spots = []
+    places = _smooth_spots(lab, skin, 8, len(radii) * len(BLEMISH_KINDS) + 1, face.scale)
+    for kind, delta in BLEMISH_KINDS.items():
+        for radius in radii:
+            x, y = places.pop(0)
+            spots.append((kind, radius, x, y))
+            paint_spot(lab, x, y, radius, delta)
+    mole_x, mole_y = places.pop(0)
+    paint_spot(lab, mole_x, mole_y, 4, MOLE)
+    painted = lab_to_rgb(torch.from_numpy(lab).to(torch.float32)).clamp(0, 1)[None].contiguous()
+
+    out, healed = smooth_skin_image(painted, regions, SkinParams())
+    lab_before, lab_after = lab_of(painted[0]), lab_of(out[0])
+    for kind, radius, x, y in spots:
+        before = spot_contrast(lab_before, x, y, radius)
+        after = spot_contrast(lab_after, x, y, radius)
+        print(name, kind, radius, round(before, 2), "->", round(after, 2))
+        assert before > 3.0, "the painted spot should be clearly visible"
+        assert after <= 0.3 * before, f"{kind} spot r={radius}: contrast {before:.2f} -> {after:.2f}"
+        assert healed[0, y, x] > 0.5, "a healed spot is reported in the healed mask"
+    assert spot_shift(lab_before, lab_after, mole_x, mole_y, 4) < 1.0
+    assert healed[0, mole_y, mole_x] < 0.05, "the mole is not healed"
+
+
+def test_freckles_are_kept():
+    image, regions = parsed_portrait("pexels_freckles_woman.jpg", 1024)
+    face = _largest_face(regions)
+    skin = _skin(regions, face)
+    out, _ = smooth_skin_image(image.clone(), regions, SkinParams())
+    lightness_before, lightness_after = lab_of(image[0])[..., 0], lab_of(out[0])[..., 0]
+    freckles = dark_spots(lightness_before, skin, face.scale)
+    assert len(freckles) >= 50, "the photo has dense freckles"
+    # The same freckles are still there, each with most of its contrast...
+    retention = spot_retention(lightness_before, lightness_after, skin, face.scale, freckles)
+    print("freckles", len(freckles), "kept (>= 75% contrast)", float((retention >= 0.75).mean()), "median", float(np.median(retention)))
+    assert (retention >= 0.75).mean() >= 0.9
+    assert np.median(retention) >= 0.85
+    # ... and a fresh count finds nearly as many.
+    assert len(dark_spots(lightness_after, skin, face.scale)) >= 0.85 * len(freckles)
+    report = band_report(image[0], out[0], skin, face.scale)
+    assert 0.85 <= report["fine"] <= 1.05 and report["fine_corr"] >= 0.8, report
+    assert report["de_mean"] <= 1.0 and report["de_p95"] <= 2.5, report
+
+
+def test_strength_zero_is_bit_exact_on_a_photo():
+    image, regions = parsed_portrait("compreface_personA_1.jpg", 1024)
+    out, healed = smooth_skin_image(image.clone(), regions, SkinParams(strength=0.0))
+    assert torch.equal(out, image)
+    assert not healed.any()
+
+
+def test_batch_with_a_frame_without_faces():
+    image, regions = parsed_portrait("compreface_personA_1.jpg", 1024)
+    height, width = image.shape[1:3]
+    empty_frame = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(1))
+    batch = torch.cat([image, empty_frame, image])
+    batch_regions = FaceRegions(images=[regions.images[0], ImageFaces(height=height, width=width), regions.images[0]])
+    out, healed = smooth_skin_image(batch, batch_regions, SkinParams())
+    assert out.shape == batch.shape and healed.shape == (3, height, width)
+    assert torch.equal(out[1], empty_frame[0])
+    assert not torch.equal(out[0], image[0])
+    assert torch.equal(out[0], out[2]), "same frame, same face, same result"
+
+
+def test_node_on_a_photo_rgba_and_grey():
+    pack = load_pack_as_comfyui()
+    node = pack.NODE_CLASS_MAPPINGS["PortraitPolishTextureSafeSmooth"]()
+    image, regions = parsed_portrait("compreface_personA_1.jpg", 1024)
+    widgets = {name: spec[1]["default"] for name, spec in node.INPUT_TYPES()["required"].items() if name != "image"}
+    result = node.smooth(image=image, face_regions=regions, **widgets)
+    out, healed = result["result"]
+    assert out.shape == image.shape and healed.shape == (1, *image.shape[1:3])
+    assert not torch.equal(out, image)
+
+    alpha = torch.linspace(0, 1, image.shape[2]).expand(1, image.shape[1], -1)[..., None]
+    rgba = torch.cat([image, alpha], dim=-1)
+    out_rgba, _ = node.smooth(image=rgba, face_regions=regions, **widgets)["result"]
+    assert out_rgba.shape[-1] == 4 and torch.equal(out_rgba[..., 3:], rgba[..., 3:])
+    assert torch.equal(out_rgba[..., :3], out)
+
+    grey = image.mean(dim=-1, keepdim=True)
+    out_grey, _ = node.smooth(image=grey, face_regions=regions, **widgets)["result"]
+    assert out_grey.shape == grey.shape
+
+    zero = dict(widgets, strength=0.0)
+    assert torch.equal(node.smooth(image=image, face_regions=regions, **zero)["result"][0], image)

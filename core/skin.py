@@ -465,7 +465,7 @@ def retouch_skin(
     delta = (result - band_source) + (work_healed - work)
     out_lab = lab + delta
     out_rgb = lab_to_rgb(out_lab.permute(1, 2, 0)).to(torch.float32)
-    composite = torch.maximum(skin, healed_mask)
+    composite = torch.maximum(skin, healed_mask) * (1.0 - user_keep)  # protected pixels stay bit-exact
     out = blend_masked(crop, out_rgb, composite)
     return SkinResult(out, healed_mask, spots.mark * skin, composite)
 

@@ -524,6 +524,9 @@ def _face_masks(
     hard["skin"] = np.clip(oval - features, 0.0, 1.0)
     hard["neck"] = np.clip(_fill(shape, [_neck_polygon(lm)]) - oval, 0.0, 1.0)
     head = _head_region(shape, lm)
+    # Soften the head region's edge (about 8 % of the face width) so big hair fades out
+    # instead of ending in a hard elliptical cut.
+    head = gaussian_blur(torch.from_numpy(head), max(1.0, 0.08 * work_scale)).numpy()
 
     masks = {name: torch.from_numpy(value) for name, value in hard.items()}
     lab = rgb_to_lab(work_rgb)

@@ -1,7 +1,7 @@
 """Colour science on torch tensors, float32 throughout.
 
 sRGB (D65) <-> linear RGB <-> CIE XYZ <-> CIELAB <-> LCh, the CIEDE2000 colour difference
-and the WIO whiteness index used in dentistry. Every function takes ``[..., 3]`` tensors.
+and the WIO and WID whiteness indices used in dentistry. Every function takes ``[..., 3]`` tensors.
 """
 
 from __future__ import annotations
@@ -150,8 +150,25 @@ def delta_e2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     return result.to(torch.float32)
 
 
+# Chromaticity of the D65 white (CIE 1931 2° observer).
+_WHITE_D65_XY = (0.31271, 0.32902)
+
+
 def whiteness_wio(lab: torch.Tensor) -> torch.Tensor:
-    """WIO whiteness index for teeth (Pérez et al., J. Dent. 2016): 0.511 L* − 2.324 a* − 1.100 b*."""
+    """WIO whiteness index for teeth (Luo, Cui & Li, J. Dent. 2009), D65/2°:
+    ``WIO = Y + 1075.012 (x_n − x) + 145.516 (y_n − y)`` with Y in 0..100 and (x, y) the
+    chromaticity of the colour, (x_n, y_n) that of the white."""
+    xyz = lab_to_xyz(lab.to(torch.float64))
+    total = xyz.sum(-1).clamp_min(1e-12)
+    x = xyz[..., 0] / total
+    y = xyz[..., 1] / total
+    xn, yn = _WHITE_D65_XY
+    return (100.0 * xyz[..., 1] + 1075.012 * (xn - x) + 145.516 * (yn - y)).to(torch.float32)
+
+
+def whiteness_wid(lab: torch.Tensor) -> torch.Tensor:
+    """WID whiteness index for dentistry, defined in CIELAB (Pérez et al., J. Dent. 2016):
+    ``0.511 L* − 2.324 a* − 1.100 b*``."""
     return 0.511 * lab[..., 0] - 2.324 * lab[..., 1] - 1.100 * lab[..., 2]
 
 

@@ -178,7 +178,7 @@ def whiten_teeth_region(
     # How far along: the edit whose mean ΔE00 over the teeth is a fixed perceptual step
     # (3.5 at the natural default, 7.0 at full strength: past the dental acceptability
     # threshold of 1.8, far from a veneer shade), and whose whiteness gain stays under
-    # ΔWIO 20·strength. Solved by bisection on up to 4096 teeth pixels.
+    # ΔWID 20·strength (WID: the CIELAB whiteness index of Pérez et al.; see core.colour). Solved by bisection on up to 4096 teeth pixels.
     core = weight > 0.5 if int((weight > 0.5).sum()) >= 8 else weight > 0
     picks = torch.nonzero(core.flatten()).flatten()
     if picks.numel() > 4096:
@@ -186,24 +186,24 @@ def whiten_teeth_region(
     lab_flat = lab.reshape(-1, 3)[picks]
     # The soft weight is part of what the eye sees: a feathered small mouth gets a partial edit.
     weight_flat = weight.reshape(-1)[picks][:, None]
-    wio_before = colour.whiteness_wio(lab_flat).mean()
+    wid_before = colour.whiteness_wid(lab_flat).mean()
     target_de = 7.0 * s
-    max_wio = 20.0 * s
+    max_wid = 20.0 * s
 
     def measure(t: float) -> tuple[float, float]:
         edited_flat = lab_flat + weight_flat * (edit(t).reshape(-1, 3)[picks] - lab_flat)
         de = float(colour.delta_e2000(lab_flat, edited_flat).mean())
-        return de, float(colour.whiteness_wio(edited_flat).mean() - wio_before)
+        return de, float(colour.whiteness_wid(edited_flat).mean() - wid_before)
 
-    de_full, wio_full = measure(1.0)
-    if de_full <= target_de and wio_full <= max_wio:
+    de_full, wid_full = measure(1.0)
+    if de_full <= target_de and wid_full <= max_wid:
         t = 1.0
     else:
         lo, hi = 0.0, 1.0
         for _ in range(14):
             mid = 0.5 * (lo + hi)
-            de, wio = measure(mid)
-            if de > target_de or wio > max_wio:
+            de, wid = measure(mid)
+            if de > target_de or wid > max_wid:
                 hi = mid
             else:
                 lo = mid

@@ -56,3 +56,12 @@ def test_whiteness_index_orders_white_above_yellow():
     white = colour.rgb_to_lab(torch.tensor([0.95, 0.95, 0.93]))
     yellow = colour.rgb_to_lab(torch.tensor([0.90, 0.85, 0.65]))
     assert colour.whiteness_wio(white) > colour.whiteness_wio(yellow) + 10
+
+
+def test_wio_of_the_white_point_is_its_luminance_and_wid_is_the_lab_formula():
+    white = colour.rgb_to_lab(torch.tensor([1.0, 1.0, 1.0]))
+    assert float(colour.whiteness_wio(white)) == pytest.approx(100.0, abs=0.1)
+    lab = torch.tensor([80.0, 2.0, 15.0])
+    assert float(colour.whiteness_wid(lab)) == pytest.approx(0.511 * 80 - 2.324 * 2 - 1.100 * 15, abs=1e-4)
+    # A less yellow tooth is whiter on both scales.
+    assert colour.whiteness_wio(torch.tensor([80.0, 2.0, 10.0])) > colour.whiteness_wio(lab)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import detect
+from . import comfy, detect
 from .colour import rgb_to_lab
 from .filters import box_filter, gaussian_blur
 from .regions import FACE_REGION_NAMES, Face, FaceRegions, ImageFaces, clamp_crop
@@ -794,7 +794,6 @@ def _bisenet_model(name: str) -> torch.nn.Module:
     """The BiSeNet weights named by a models.json id, a file in the face_parsing folder or a path."""
     from pathlib import Path
 
-    from . import comfy
     from .bisenet import cached_bisenet
     from .models import find_file, model_path, spec_for
 
@@ -860,7 +859,12 @@ def parse_faces(
         try_rotations=try_rotations,
     )
     rgb, _, _ = to_rgb(image)
-    images = [parse_frame(rgb[index], options) for index in range(rgb.shape[0])]
+    images: list[ImageFaces] = []
+    # One progress step per frame; ComfyUI's Cancel button stops a long batch between frames.
+    with comfy.Progress(rgb.shape[0], "FaceParse") as progress:
+        for index in range(rgb.shape[0]):
+            images.append(parse_frame(rgb[index], options))
+            progress.update()
     return FaceRegions(images=images, backend=backend, info={"options": options.__dict__.copy()})
 
 

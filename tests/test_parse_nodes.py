@@ -55,7 +55,8 @@ def test_batch_with_and_without_faces() -> None:
     assert mask.shape[0] == preview.shape[0] == len(regions) == 3
     assert float(mask[1].sum()) == 0.0
     assert torch.equal(preview[1], blank[0])
-    assert float(mask[0].sum()) > 0 and torch.equal(mask[0], mask[2])
+    # Same frame twice, same masks (up to float rounding in multi-threaded reductions).
+    assert float(mask[0].sum()) > 0 and torch.allclose(mask[0], mask[2], atol=1e-5)
 
 
 def test_rgba_and_grey_input() -> None:

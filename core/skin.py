@@ -55,7 +55,7 @@ RED_SPOT = 5.0
 DARK_CANDIDATE = 2.5
 DARK_SPOT = 4.0
 # Pigment spots this much darker (L*) than the skin right around them are marks (freckles).
-MARK_DARKNESS = 3.0
+MARK_DARKNESS = 4.0
 BROWN_REDNESS_SLOPE = 0.6
 RED_TO_DARK = 0.5
 # A pigment mark is a compact spot: filling at least this much of its bounding box, and

@@ -232,6 +232,10 @@ class _Components:
         out = torch.full((self.count,), -1e9, dtype=values.dtype, device=values.device)
         return out.scatter_reduce_(0, self.labels.flatten(), values.flatten(), reduce="amax")
 
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(self.count, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, self.labels.flatten(), values.flatten())
+
     def touches(self, user_mask: torch.Tensor | None) -> torch.Tensor:
         if user_mask is None:
             return torch.zeros(self.count, dtype=torch.bool, device=self.labels.device)
@@ -300,9 +304,13 @@ def find_spots(
         red_peak = red.peak(redness)
         # Red enough, and red out of proportion to how dark it is: a reddish freckle is
         # much darker than it is red, an inflamed spot is not.
+        # How dark the spot is where it is reddest (a redness-weighted mean): a pimple next
+        # to a freckle must not borrow the freckle's darkness.
+        weight = redness.clamp_min(0.0) ** 2
+        red_dark = red.sum(darkness * weight) / red.sum(weight).clamp_min(1e-6)
         is_red = (red_peak >= RED_SPOT) & (red_peak >= RED_TO_DARK * red.peak(darkness))
         small = (red.diameter >= min_diameter) & (size_pct < params.keep_mark_size)
-        not_too_dark = red.peak(darkness) < params.keep_mark_contrast
+        not_too_dark = red_dark < params.keep_mark_contrast
         heal = (is_red & small & not_too_dark) | (red.touches(force_heal) & is_red)
         heal = heal & red.touches(in_skin)
         heal = heal & ~red.touches(protected_px)

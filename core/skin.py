@@ -473,16 +473,19 @@ def retouch_skin(
     fine = bands.fine.clone()
     fine[0] = fine[0] * texture
     if params.shine > 0:
-        # Highlights: brighter than the base and paler (lower chroma) than the skin.
-        lift = bands.medium[0] + bands.coarse[0]
-        base_chroma = torch.sqrt(bands.base[1] ** 2 + bands.base[2] ** 2)
-        low_ab = bands.low()[1:]
-        chroma = torch.sqrt(low_ab[0] ** 2 + low_ab[1] ** 2)
-        pale = _smoothstep(base_chroma - chroma, 0.0, 4.0)
+        # Highlights: brighter and paler (lower chroma) than the skin around them, at any
+        # size up to a good part of the cheek, so they are judged against a broad masked
+        # blur (face/8), not against the band split's base.
+        low = bands.low()
+        broad = masked_blur(low, inside, max(4.0, scale / 8.0))
+        lift = low[0] - broad[0]
+        chroma = torch.sqrt(low[1] ** 2 + low[2] ** 2)
+        broad_chroma = torch.sqrt(broad[1] ** 2 + broad[2] ** 2)
+        pale = _smoothstep(broad_chroma - chroma, 0.0, 4.0)
         shine_w = (float(params.shine) * _smoothstep(lift, 2.0, 8.0) * (0.5 + 0.5 * pale) * free[0]).clamp(0, 1)
-        medium[0] = medium[0] - shine_w * (medium[0] + coarse[0]).clamp_min(0.0) * 0.85
-        medium[1:] = medium[1:] * (1.0 - shine_w)
-        coarse[1:] = coarse[1:] * (1.0 - shine_w)
+        # Take most of the excess lightness away and give the colour of the skin around back.
+        medium[0] = medium[0] - shine_w * lift.clamp_min(0.0) * 0.8
+        medium[1:] = medium[1:] + shine_w[None] * (broad[1:] - low[1:]) * 0.8
     result = bands.base + coarse + medium + fine
 
     # 3. apply the change to the original pixels and composite inside the skin only

@@ -128,3 +128,26 @@ def test_protect_and_heal_masks():
     force[0, my - mr : my + mr, mx - mr : mx + mr] = 1.0
     _, healed = smooth_skin_image(image, regions, SkinParams(), force_heal=force)
     assert healed[0, my, mx] > 0.5, "a mole painted with the heal mask is healed"
+
+
+def test_shine_reduction_tones_down_a_specular_patch():
+    image, regions, skin = _fixture()
+    lab = lab_of(image[0])
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    patch = np.exp(-((xx - 160.0) ** 2 + (yy - 90.0) ** 2) / (2 * 9.0**2))
+    lab[..., 0] += 14.0 * patch  # brighter
+    lab[..., 1] *= 1.0 - 0.6 * patch  # and paler: a specular highlight
+    lab[..., 2] *= 1.0 - 0.6 * patch
+    shiny = lab_to_rgb(torch.from_numpy(lab).to(torch.float32)).clamp(0, 1)[None].contiguous()
+    core = patch > 0.6
+    ring = (patch < 0.05) & (patch > 0.005)
+
+    def excess(rgb: torch.Tensor) -> float:
+        lightness = lab_of(rgb[0])[..., 0]
+        return float(lightness[core].mean() - lightness[ring].mean())
+
+    plain, _ = smooth_skin_image(shiny, regions, SkinParams())
+    matte, _ = smooth_skin_image(shiny, regions, SkinParams(shine=1.0))
+    print("shine excess L*", round(excess(shiny), 2), round(excess(plain), 2), round(excess(matte), 2))
+    assert excess(matte) <= 0.7 * excess(plain), (excess(shiny), excess(plain), excess(matte))
+    assert torch.equal(matte[0][~skin], shiny[0][~skin])

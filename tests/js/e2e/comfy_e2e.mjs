@@ -109,8 +109,18 @@ async function main() {
       else result.otherConsoleErrors += 1;
     });
 
+    // A fresh ComfyUI user folder opens the "Get Started with a Template" dialog over the
+    // canvas on first visit; mark the tutorial done (as a user's first close does) so the
+    // dialog does not swallow the test's pointer events.
+    await fetch(`${BASE}/api/settings/Comfy.TutorialCompleted`, { method: "POST", body: "true" }).catch(() => {});
     await page.goto(BASE, { waitUntil: "domcontentloaded", timeout: TIMEOUT_MS });
     await page.waitForFunction(() => window.app?.graph && window.LiteGraph && window.app.canvas, null, { timeout: 90000 });
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const dialog = page.locator(".p-dialog-mask");
+      if ((await dialog.count()) === 0) break;
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(300);
+    }
     const registered = await page
       .waitForFunction(() => (window.app.extensions ?? []).some((ext) => ext.name === "PortraitPolish.CanvasExtras"), null, {
         timeout: 30000,

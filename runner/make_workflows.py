@@ -19,11 +19,16 @@ import argparse
 import json
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 from .builder import NodeSpec, build
 from .objectinfo import input_specs, local_object_info
+
+# The front-end wants a UUID in a UI workflow's "id" (it warns on anything else); one derived
+# from the workflow's name keeps the generated files stable.
+WORKFLOW_NAMESPACE = uuid.UUID("5f1d3c2a-7b0e-4c59-9a63-3e1f6b2d8a40")
 
 PACK_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = PACK_ROOT / "workflows"
@@ -64,9 +69,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "EyeEnhance": {"whites": 0.75, "iris_clarity": 0.7, "iris_saturation": 0.2, "catchlight": 0.5, "under_eye": 0.4},
         "IdentityGuard": {"action": "blend"},
     },
-    # For print: 2x with the small Real-ESRGAN v3 model (2.3 MB, runs on CPU); swap in
-    # RealESRGAN_x4plus.pth in the canvas for the heavier general-photo model.
-    "upscale": {"Upscale": {"model_name": "realesr-animevideov3.pth", "scale_mode": "factor", "factor": 2.0}},
+    # For print: 2x with Real-ESRGAN's general v3 model (4.9 MB, made for real photos, runs on
+    # CPU; downloaded on first use); swap in RealESRGAN_x4plus.pth in the canvas for the
+    # heavier general-photo model. Not the anime model: it paints portraits flat.
+    "upscale": {"Upscale": {"model_name": "realesr-general-x4v3.pth", "scale_mode": "factor", "factor": 2.0}},
     "batch": {"IdentityGuard": {"action": "original"}},
 }
 
@@ -153,7 +159,7 @@ def render(object_info: dict[str, Any] | None = None) -> dict[str, tuple[dict[st
     object_info = object_info or local_object_info()
     out = {}
     for name, (nodes, note) in workflow_specs(object_info).items():
-        ui, api = build(nodes, object_info, note=note, workflow_id=f"portrait-polish-{name}")
+        ui, api = build(nodes, object_info, note=note, workflow_id=str(uuid.uuid5(WORKFLOW_NAMESPACE, name)))
         out[name] = (ui, api)
     return out
 

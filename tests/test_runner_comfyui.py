@@ -94,8 +94,11 @@ def test_server_and_in_process_agree(path, comfy_url, tmp_path, models_dir):
     frame = (portrait("biden_2.jpg", 512)[0].numpy() * 255).round().astype(np.uint8)
     image = tmp_path / "biden.png"
     Image.fromarray(frame).save(image)
-    remote = run_workflow(path, image, tmp_path / "server", server=comfy_url, timeout=300)
-    local = run_workflow(REPO / "workflows" / "api" / path.name, image, tmp_path / "local")
+    from test_runner_workflows import offline_sets
+
+    sets = offline_sets(path.stem)
+    remote = run_workflow(path, image, tmp_path / "server", server=comfy_url, timeout=300, sets=sets)
+    local = run_workflow(REPO / "workflows" / "api" / path.name, image, tmp_path / "local", sets=sets)
     assert remote.count("done") == 1, remote.text()
     assert local.count("done") == 1, local.text()
     a = np.asarray(Image.open(tmp_path / "server" / remote.jobs[0].outputs[0]))

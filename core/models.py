@@ -215,9 +215,21 @@ def list_files(folder: str) -> list[str]:
             names.update(fp.get_filename_list(folder))
         except Exception:  # noqa: BLE001
             pass
+    # A flat PORTRAIT_POLISH_MODELS folder holds every kind of model side by side (a
+    # Real-ESRGAN .pth next to a BiSeNet .pth), so from it a dropdown leaves out the files
+    # models.json assigns to another folder type (a user's own files stay listed); its
+    # <folder>/ subfolder and the other locations are this type's own and list everything.
+    flat_dirs = set(env_model_dirs())
+    elsewhere = {spec.filename for spec in registry().values() if spec.folder != folder}
     for directory in search_dirs(folder):
-        if directory.is_dir():
-            names.update(p.name for p in directory.iterdir() if p.is_file() and (not extensions or p.suffix in extensions))
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if not path.is_file() or (extensions and path.suffix not in extensions):
+                continue
+            if directory in flat_dirs and path.name in elsewhere:
+                continue
+            names.add(path.name)
     return sorted(names)
 
 

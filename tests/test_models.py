@@ -275,3 +275,15 @@ def test_cached_model_loads_once_per_key():
         assert b is not a and calls == ["a", "b"]
     finally:
         models.clear_model_cache()
+
+
+def test_flat_env_folder_lists_no_files_that_belong_to_another_folder_type(tmp_path, monkeypatch):
+    flat = tmp_path / "flat"
+    put(flat / "realesr-animevideov3.pth")  # an upscaler by models.json
+    put(flat / "parsing_bisenet.pth")  # face parsing by models.json
+    put(flat / "my_parser.pth")  # the user's own file: listed wherever its extension fits
+    put(flat / "face_parsing" / "in_its_folder.pth")
+    monkeypatch.setenv(models.ENV_MODELS, str(flat))
+    monkeypatch.setenv(models.ENV_CACHE, str(tmp_path / "cache"))
+    assert models.list_files("face_parsing") == ["in_its_folder.pth", "my_parser.pth", "parsing_bisenet.pth"]
+    assert models.list_files("upscale_models") == ["my_parser.pth", "realesr-animevideov3.pth"]

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from . import comfy
+from .detect import box_iou
 from .embed import DEFAULT_BACKEND, EmbeddingBackend, FaceLocation, get_backend
 from .regions import Face, FaceRegions, ImageFaces
 from .tensors import check_same_size, from_rgb, to_rgb
@@ -185,16 +186,6 @@ def faces_from_regions(image_faces: ImageFaces) -> list[FaceLocation] | None:
 def left_to_right(faces: list[FaceLocation]) -> list[int]:
     """Indices of ``faces`` ordered by box centre (x, then y): stable face numbering."""
     return sorted(range(len(faces)), key=lambda i: (faces[i].box[0] + faces[i].box[2] / 2, faces[i].box[1] + faces[i].box[3] / 2))
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _centre_distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -455,4 +455,9 @@ def test_pack_workflow_on_fake_server_matches_in_process(fake, tmp_path, models_
     finally:
         remote_engine.close()
     assert local.count("done") == remote.count("done") == 1, (local.text(), remote.text())
-    assert _same_pixels(tmp_path / "local" / local.jobs[0].outputs[0], tmp_path / "remote" / remote.jobs[0].outputs[0])
+    # The bar: PSNR >= 50 dB. Not bit-equality: two runs of the same graph can differ
+    # by a rounding step (multi-threaded float sums in the parser), i.e. one 8-bit level.
+    a = np.asarray(Image.open(tmp_path / "local" / local.jobs[0].outputs[0])).astype(np.float64)
+    b = np.asarray(Image.open(tmp_path / "remote" / remote.jobs[0].outputs[0])).astype(np.float64)
+    mse = float(((a - b) ** 2).mean())
+    assert mse == 0.0 or 10 * np.log10(255.0**2 / mse) >= 50.0, f"PSNR {10 * np.log10(255.0**2 / mse):.1f} dB"

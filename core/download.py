@@ -315,36 +315,52 @@ def download_model(
                 return final
             except CorruptFileError as exc:
                 log.warning("%s; downloading it again", exc)
+        created = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DownloadError(f"cannot create the model folder {dest_dir} for {spec.filename}: {exc}") from exc
-
-        payload = dest_dir / (_payload_name(spec) + ".part")
-        _fetch(
-            spec.url,
-            payload,
-            label=spec.filename if not spec.archive else f"{spec.filename} ({payload.name[:-5]})",
-            expected_size=None if spec.archive else (spec.size or None),
-            progress=progress,
-            timeout=timeout,
-            retries=retries,
-        )
-        if spec.archive:
-            unpacked = dest_dir / (spec.filename + ".unpack.part")
-            _unpack(spec, payload, unpacked)
-            candidate = unpacked
-        else:
-            candidate = payload
         try:
-            verify_file(spec, candidate)
-        except CorruptFileError as exc:
-            # A corrupt .part is useless for resuming: remove it so the next try starts clean.
-            candidate.unlink(missing_ok=True)
-            payload.unlink(missing_ok=True)
-            raise CorruptFileError(f"refused the download of {spec.filename} from {spec.url}: {exc}") from None
-        os.replace(candidate, final)
-        if spec.archive:
-            payload.unlink(missing_ok=True)
-        log.info("downloaded %s to %s", spec.filename, final)
-        return final
+            return _download_into(spec, dest_dir, final, progress=progress, timeout=timeout, retries=retries)
+        except DownloadError:
+            # Leave no empty model folders behind from a download that never got a byte
+            # (a kept .part, for resuming, keeps its folder).
+            for directory in created:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
+            raise
+
+
+def _download_into(
+    spec: ModelSpec, dest_dir: Path, final: Path, *, progress: bool, timeout: tuple[float, float], retries: int
+) -> Path:
+    payload = dest_dir / (_payload_name(spec) + ".part")
+    _fetch(
+        spec.url,
+        payload,
+        label=spec.filename if not spec.archive else f"{spec.filename} ({payload.name[:-5]})",
+        expected_size=None if spec.archive else (spec.size or None),
+        progress=progress,
+        timeout=timeout,
+        retries=retries,
+    )
+    if spec.archive:
+        unpacked = dest_dir / (spec.filename + ".unpack.part")
+        _unpack(spec, payload, unpacked)
+        candidate = unpacked
+    else:
+        candidate = payload
+    try:
+        verify_file(spec, candidate)
+    except CorruptFileError as exc:
+        # A corrupt .part is useless for resuming: remove it so the next try starts clean.
+        candidate.unlink(missing_ok=True)
+        payload.unlink(missing_ok=True)
+        raise CorruptFileError(f"refused the download of {spec.filename} from {spec.url}: {exc}") from None
+    os.replace(candidate, final)
+    if spec.archive:
+        payload.unlink(missing_ok=True)
+    log.info("downloaded %s to %s", spec.filename, final)
+    return final

@@ -320,6 +320,17 @@ def test_server_gone_is_a_clear_error(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_failed_first_download_leaves_no_empty_model_folders(tmp_path):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    target = tmp_path / "models" / "face_detection"  # neither folder exists yet
+    with pytest.raises(DownloadError):
+        download_model(spec(f"http://127.0.0.1:{port}/good.bin"), target, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
 def test_stalled_server_times_out(tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -19,7 +19,9 @@ import atexit
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -681,25 +683,19 @@ def detect_faces(rgb: np.ndarray, confidence: float = 0.6, try_rotations: bool =
 
 
 # ---------------------------------------------------------------------------------------
-# FaceLandmarker
+# MediaPipe Tasks
 
 
-class _Landmarker:
-    def __init__(self, path: str) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
+class _MediapipeTask:
+    """One MediaPipe Tasks object: created once, used under a lock (tasks are not
+    thread-safe), closed at interpreter exit."""
 
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=path),
-            running_mode=vision.RunningMode.IMAGE,
-            num_faces=3,
-            min_face_detection_confidence=0.5,
-            min_face_presence_confidence=0.5,
-            min_tracking_confidence=0.3,
-        )
+    def __init__(self, create: Callable[[], Any], path: str, what: str) -> None:
         try:
-            self.task = vision.FaceLandmarker.create_from_options(options)
-        except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad bundles
-            raise ModelFileError(f"could not load the MediaPipe face landmarker from {path}: {exc}") from exc
+            self.task = create()
+        except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad files
+            raise ModelFileError(f"could not load the MediaPipe {what} from {path}: {exc}") from exc
+        self.what = what
         self.lock = threading.Lock()
         # Close while the interpreter is still intact: mediapipe's own __del__ needs its
         # dispatcher thread pool, which Python shuts down before ordinary atexit handlers.
@@ -715,10 +711,32 @@ class _Landmarker:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
 
-    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+    def _image(self, rgb: np.ndarray) -> Any:
         import mediapipe as mp
 
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
+
+# ---------------------------------------------------------------------------------------
+# FaceLandmarker
+
+
+class _Landmarker(_MediapipeTask):
+    def __init__(self, path: str) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=3,
+            min_face_detection_confidence=0.5,
+            min_face_presence_confidence=0.5,
+            min_tracking_confidence=0.3,
+        )
+        super().__init__(lambda: vision.FaceLandmarker.create_from_options(options), path, "face landmarker")
+
+    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+        image = self._image(rgb)
         with self.lock:
             if self.task is None:
                 raise RuntimeError("face landmarker was closed")
@@ -901,7 +919,7 @@ def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True)
 PERSON_INPUT_SIZE = 512
 
 
-class _Segmenter:
+class _Segmenter(_MediapipeTask):
     def __init__(self, path: str) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -911,27 +929,10 @@ class _Segmenter:
             output_confidence_masks=True,
             output_category_mask=False,
         )
-        try:
-            self.task = vision.ImageSegmenter.create_from_options(options)
-        except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad files
-            raise ModelFileError(f"could not load the MediaPipe selfie segmentation model from {path}: {exc}") from exc
-        self.lock = threading.Lock()
-        register = getattr(threading, "_register_atexit", atexit.register)
-        register(self.close)
-
-    def close(self) -> None:
-        with self.lock:
-            task, self.task = self.task, None
-        if task is not None:
-            try:
-                task.close()
-            except Exception:  # noqa: BLE001 - best effort at exit
-                pass
+        super().__init__(lambda: vision.ImageSegmenter.create_from_options(options), path, "selfie segmentation model")
 
     def segment(self, rgb: np.ndarray) -> np.ndarray:
-        import mediapipe as mp
-
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        image = self._image(rgb)
         with self.lock:
             if self.task is None:
                 raise RuntimeError("selfie segmenter was closed")

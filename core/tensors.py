@@ -19,7 +19,6 @@ __all__ = [
     "merge_alpha",
     "to_rgb",
     "numpy_to_image",
-    "image_to_numpy",
     "check_same_size",
     "blend_masked",
 ]
@@ -43,11 +42,6 @@ def numpy_to_image(array: np.ndarray) -> torch.Tensor:
     else:
         tensor = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     return as_image_batch(tensor)
-
-
-def image_to_numpy(image: torch.Tensor) -> np.ndarray:
-    """IMAGE (or one frame of it) to a float32 numpy array, same layout."""
-    return image.detach().to("cpu", torch.float32).numpy()
 
 
 def as_image_batch(image: torch.Tensor) -> torch.Tensor:

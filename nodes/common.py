@@ -10,6 +10,9 @@ CATEGORY = "Portrait Polish"
 # The custom type FaceParse produces and the retouch nodes consume.
 FACE_REGIONS = "FACE_REGIONS"
 
+# The photo input every retouch node takes (same tooltip everywhere).
+RETOUCH_IMAGE_INPUT = ("IMAGE", {"tooltip": "The photo to retouch (RGB, grey or RGBA; alpha is carried through)."})
+
 
 def node_id(name: str) -> str:
     """``FaceParse`` -> ``PortraitPolishFaceParse`` (ids carry the pack prefix so they never clash)."""

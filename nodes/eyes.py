@@ -8,7 +8,7 @@ from ..core import comfy
 from ..core.eyes import EyeSettings, enhance_eyes, eye_regions_from_mask
 from ..core.face_inputs import resolve_regions, restore_layout, split_layout
 from ..core.regions import count_faces
-from .common import FACE_REGIONS, category, float_widget, register
+from .common import FACE_REGIONS, RETOUCH_IMAGE_INPUT, category, float_widget, register
 from .preview import compare_ui
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
@@ -36,7 +36,7 @@ class EyeEnhance:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The photo to retouch (RGB, grey or RGBA; alpha is carried through)."}),
+                "image": RETOUCH_IMAGE_INPUT,
                 "whites": float_widget(
                     0.5, 0.0, 1.0, 0.05,
                     "Eye whites: less redness and fewer visible veins, plus a gentle lift (+2.5 L* at 0.5, at most +5) "

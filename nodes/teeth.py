@@ -10,7 +10,7 @@ from ..core import comfy
 from ..core.face_inputs import resolve_regions, restore_layout, split_layout
 from ..core.regions import count_faces, regions_from_mask
 from ..core.teeth import TeethSettings, whiten_teeth
-from .common import FACE_REGIONS, bool_widget, category, float_widget, register
+from .common import FACE_REGIONS, RETOUCH_IMAGE_INPUT, bool_widget, category, float_widget, register
 from .preview import compare_ui
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
@@ -43,7 +43,7 @@ class TeethWhiten:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The photo to retouch (RGB, grey or RGBA; alpha is carried through)."}),
+                "image": RETOUCH_IMAGE_INPUT,
                 "strength": float_widget(
                     0.5,
                     0.0,

@@ -40,6 +40,21 @@ LANDMARK_INPUT_SIZE = 384
 # window is tried as well (the lower wins); above REJECT_ABOVE the face is not confirmed.
 TRY_TURNED_ABOVE = 0.008
 REJECT_ABOVE = 0.04
+# Second-pass windows, as (shift across, shift along the face in window widths, size,
+# turn in degrees). The landmarker's answer moves by a fraction of a pixel with where its
+# window falls; the mean over these windows halves that jitter, which is what thin regions
+# (eye whites, lips) need to come out the same in a mirrored, rescaled or re-exposed copy.
+# The set is its own mirror image (each shift across and turn has its opposite), so a
+# mirrored photo is read through mirrored windows.
+REFINE_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
+    (0.0, 0.0, 1.0, 0.0),
+    (0.04, 0.03, 0.95, 4.0),
+    (-0.04, 0.03, 0.95, -4.0),
+    (0.04, -0.03, 1.05, -4.0),
+    (-0.04, -0.03, 1.05, 4.0),
+    (0.0, 0.0, 0.9, 0.0),
+    (0.0, 0.0, 1.1, 0.0),
+)
 
 
 # Mirror partner of each of the 478 FaceLandmarker points (the subject's left <-> right;
@@ -900,16 +915,22 @@ def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True)
     extent = float((local.max(axis=0) - local.min(axis=0)).max())
     mid_local = (local.max(axis=0) + local.min(axis=0)) / 2
     mid = first[:, :2].mean(axis=0) + np.array([[cos, -sin], [sin, cos]]) @ mid_local
-    refined = _landmarks_in_window(
-        landmarker,
-        rgb,
-        (float(mid[0]), float(mid[1])),
-        extent * LANDMARK_CROP_FACTOR * 0.9,
-        roll,
-        first[1, :2],
-        mirror_average,
-    )
-    return refined[0] if refined is not None else first
+    side = extent * LANDMARK_CROP_FACTOR * 0.9
+    found = []
+    for across, along, scale, turn in REFINE_WINDOWS:
+        offset = np.array([[cos, -sin], [sin, cos]]) @ np.array([across, along]) * side
+        refined = _landmarks_in_window(
+            landmarker,
+            rgb,
+            (float(mid[0] + offset[0]), float(mid[1] + offset[1])),
+            side * scale,
+            roll + math.radians(turn),
+            first[1, :2],
+            mirror_average,
+        )
+        if refined is not None:
+            found.append(refined[0])
+    return np.mean(found, axis=0) if found else first
 
 
 # ---------------------------------------------------------------------------------------
@@ -950,4 +971,9 @@ def person_probability(rgb: np.ndarray) -> np.ndarray:
     """Soft person (foreground) probability of an ``H×W×3`` uint8 RGB frame, at reduced
     resolution (long side :data:`PERSON_INPUT_SIZE`), float32 0..1."""
     scaled, _ = _resize_long_side(rgb, min(PERSON_INPUT_SIZE, max(rgb.shape[:2])))
-    return np.clip(_segmenter().segment(scaled), 0.0, 1.0)
+    segmenter = _segmenter()
+    # The mean of the frame's and its mirror's answers: the network is not mirror-symmetric,
+    # and hair (person ∩ head) would otherwise change when a photo is flipped.
+    person = segmenter.segment(scaled)
+    person = (person + segmenter.segment(np.ascontiguousarray(scaled[:, ::-1]))[:, ::-1]) / 2.0
+    return np.clip(person, 0.0, 1.0)

@@ -39,6 +39,10 @@ HEAD_TOP = 2.75
 NECK_LENGTH = 1.6
 # Face width (in pixels) of the working copy the masks are computed on.
 WORK_FACE_PX = 384.0
+# Edge snapping works on a grid where the face is this wide (radius in grid pixels): about
+# 1 % of the face, the same at every resolution.
+SNAP_FACE_PX = 192.0
+SNAP_RADIUS = 2
 
 # ---------------------------------------------------------------------------------------
 # MediaPipe face-mesh landmark indices (canonical face model). "Left"/"right" are the
@@ -146,14 +150,15 @@ FOREHEAD_POINTS = [151, 108, 337, 69, 299, 9]
 
 # Regions whose edges are snapped to the image by the guided filter (teeth already come
 # from the pixels; the mouth interior is bounded by the lips; eye whites and irises are
-# too thin for the filter's window and keep their landmark edges).
+# too thin for the filter's window and keep their landmark edges; so do the lips, whose
+# landmark contour already follows the vermilion border, while the filter, on that
+# low-contrast edge, moved a closed mouth's thin upper lip by a pixel or two with the
+# photo's resolution).
 SNAPPED_REGIONS = (
     "skin",
     "neck",
     "hair",
     "nose",
-    "upper_lip",
-    "lower_lip",
     "left_brow",
     "right_brow",
 )
@@ -382,21 +387,44 @@ def skin_likelihood(
         + (chroma_gap / c_scale) ** 2
         + (hue_diff * hue_weight / (2.2 * h_spread)) ** 2
     ) / tolerance**2
+    # Skin keeps its colour: well below half the face's chroma (after forgiving highlights)
+    # a pixel is white or grey cloth in shade, grey hair or a wall, however close its
+    # lightness and hue. Faces with little chroma to begin with (grey photos, cold light)
+    # get the floor faded out (none below 6 C*, all of it from 12 C*).
+    chroma_floor = 0.6 * c_ref - 2.0
+    floor_strength = float(((c_ref - 6.0) / 6.0).clamp(0.0, 1.0))
+    colourful = 1.0 - floor_strength * torch.sigmoid((chroma_floor - chroma - highlight) / 1.5)
     # 1 inside the model's core, falling smoothly to 0 beyond ~1.3 spreads.
-    return torch.sigmoid((1.6 - d2) * 3.0)
+    return torch.sigmoid((1.6 - d2) * 3.0) * colourful
 
 
 def fast_guided_filter(
-    guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float, factor: int = 2
+    guide: torch.Tensor,
+    source: torch.Tensor,
+    radius: int,
+    eps: float,
+    factor: int = 2,
+    coarse_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Colour-guided filter with its linear coefficients computed at ``1/factor`` resolution
+    """Colour-guided filter with its linear coefficients computed on a coarser grid
     (He & Sun, "Fast Guided Filter", 2015): the coefficients are smooth, so upsampling them
     and applying them to the full-resolution guide keeps the edges at full resolution.
+
+    The grid is ``1/factor`` of the guide, or ``coarse_size`` (h, w) when given; ``radius``
+    is in grid pixels then. A grid that follows the face's size rather than the photo's
+    makes the snapped edges the same at any resolution of the same face.
 
     ``guide`` ``[1, 3, H, W]``, ``source`` ``[1, C, H, W]``; returns ``[1, C, H, W]``.
     """
     height, width = guide.shape[2:]
-    if factor > 1 and min(height, width) >= 8 * factor:
+    if coarse_size is not None and tuple(coarse_size) != (height, width):
+        # Shrink with area averaging; grow bilinearly (a small face's grid is finer than its pixels).
+        mode = "area" if coarse_size[0] <= height else "bilinear"
+        options = {} if mode == "area" else {"align_corners": False}
+        small_guide = F.interpolate(guide, size=tuple(coarse_size), mode=mode, **options)
+        small_source = F.interpolate(source, size=tuple(coarse_size), mode=mode, **options)
+        small_radius = radius
+    elif factor > 1 and min(height, width) >= 8 * factor:
         small_guide = F.interpolate(guide, scale_factor=1.0 / factor, mode="area")
         small_source = F.interpolate(source, scale_factor=1.0 / factor, mode="area")
         small_radius = max(1, round(radius / factor))
@@ -557,14 +585,17 @@ def _face_masks(
         skin_geo = masks["skin"]
         refined = skin_geo * likelihood
         # A colour model that rejects most of the face is a colour model gone wrong (odd
-        # light, face paint): relax it rather than lose the face.
+        # light, face paint): relax it rather than lose the face. Blended in step with how
+        # much it rejects (fully relaxed at 45 % of the face kept), so a slightly different
+        # exposure cannot flip the mask from one model to the other.
         kept = float(refined.sum()) / max(float(skin_geo.sum()), 1.0)
-        if kept < 0.6:
+        relax = min(max((0.6 - kept) / 0.15, 0.0), 1.0)
+        if relax > 0.0:
             relaxed = _closing(
                 skin_likelihood(blurred_lab, samples, sample_xy, tolerance=1.8), max(1, round(0.008 * work_scale))
             )
-            refined = skin_geo * relaxed
-            likelihood = relaxed
+            likelihood = likelihood + relax * (relaxed - likelihood)
+            refined = skin_geo * likelihood
         masks["skin"] = refined
         neck = masks["neck"] * likelihood
         if person is not None:
@@ -596,11 +627,14 @@ def _face_masks(
 
     if refine:
         # Snap edges to the image: one colour-guided filter over all regions at once.
-        radius = max(1, round(0.01 * work_scale))
+        # Its coefficients live on a grid where the face is SNAP_FACE_PX wide whatever the
+        # photo's resolution, so a face at half size snaps to the same edges.
         names = [n for n in SNAPPED_REGIONS if n in masks]
         stack = torch.stack([masks[n] for n in names])[None]
         guide = work_rgb.permute(2, 0, 1)[None]
-        snapped = fast_guided_filter(guide, stack, radius, 2e-3)[0].clamp(0.0, 1.0)
+        grid_factor = SNAP_FACE_PX / work_scale
+        coarse = (max(8, round(shape[0] * grid_factor)), max(8, round(shape[1] * grid_factor)))
+        snapped = fast_guided_filter(guide, stack, SNAP_RADIUS, 2e-3, coarse_size=coarse)[0].clamp(0.0, 1.0)
         for index, name in enumerate(names):
             masks[name] = snapped[index]
 

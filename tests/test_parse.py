@@ -123,9 +123,12 @@ def test_grey_and_rgba_inputs() -> None:
     rgb = portrait("jolie_1.jpg", 512)
     grey = rgb.mean(dim=-1, keepdim=True)
     rgba = torch.cat([rgb, torch.ones_like(rgb[..., :1])], dim=-1)
+    colour_skin = float(parse_faces(rgb).images[0].faces[0].masks["skin"].sum())
     for variant in (grey, rgba):
         regions = parse_faces(variant)
         assert len(regions.images[0].faces) == 1
+        # A grey photo has no chroma for the skin model to go on: the skin must not vanish.
+        assert float(regions.images[0].faces[0].masks["skin"].sum()) > 0.8 * colour_skin
 
 
 # --- teeth ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from helpers import astronaut, parsed_portrait, portrait
 
 from portrait_polish.core import detect
-from portrait_polish.core.colour import rgb_to_lab
+from portrait_polish.core.colour import lab_to_rgb, rgb_to_lab
 from portrait_polish.core.filters import guided_filter
 from portrait_polish.core.parse import (
     _disc,
@@ -224,6 +224,58 @@ def test_skin_likelihood_keeps_freckles_and_drops_hair() -> None:
     assert float(likelihood[12, 50]) > 0.6  # highlight
     assert float(likelihood[50, 50]) < 0.05  # dark hair
     assert float(likelihood[50, 15]) < 0.05  # grey
+
+
+def test_skin_likelihood_drops_white_cloth_in_shade() -> None:
+    # A face whose own chroma varies (blush, sun, the pale side): its spread is wide, and a
+    # white collar in shade (as light as the skin, a little warm from the skin's reflected
+    # light) came within it. The chroma floor keeps it out; the face's own tones stay in.
+    image = torch.tensor([0.85, 0.66, 0.55]).expand(64, 64, 3).clone()
+    tones = [(72, 14, 15), (70, 22, 20), (68, 26, 22), (74, 10, 13), (66, 24, 24), (71, 18, 17)]
+    points = []
+    for i, tone in enumerate(tones):
+        x = 4 + 6 * i
+        image[4:10, x : x + 6] = lab_to_rgb(torch.tensor([[list(map(float, tone))]]))[0, 0]
+        points.append([x + 3.5, 7.5])
+    image[40:60, 40:60] = lab_to_rgb(torch.tensor([[[70.0, 4.0, 7.0]]]))[0, 0]  # shaded collar
+    lab = rgb_to_lab(image)
+    xy = np.array(points)
+    likelihood = skin_likelihood(lab, lab[xy[:, 1].astype(int), xy[:, 0].astype(int)], xy)
+    assert float(likelihood[50, 50]) < 0.1
+    for x, _ in points:
+        assert float(likelihood[7, int(x)]) > 0.9
+
+
+def test_skin_likelihood_on_a_grey_photo_keeps_the_skin() -> None:
+    # No chroma anywhere: the floor fades out instead of rejecting the whole face.
+    image = torch.full((32, 32, 3), 0.62)
+    image[20:30, 20:30] = 0.2  # dark hair
+    lab = rgb_to_lab(image)
+    xy = np.array([[5.5, 5.5], [10.5, 5.5], [5.5, 10.5], [12.5, 12.5]])
+    likelihood = skin_likelihood(lab, lab[xy[:, 1].astype(int), xy[:, 0].astype(int)], xy)
+    assert float(likelihood[8, 8]) > 0.95
+    assert float(likelihood[25, 25]) < 0.05
+
+
+def test_snap_grid_follows_the_face_not_the_photo() -> None:
+    # The same scene at two resolutions: a mask drawn 3 % off a colour edge moves towards
+    # it, alike at both, when the filter's grid is tied to the scene (the face) size.
+    def scene(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+        guide = torch.where(xs < 0.5, 0.3, 0.8).expand(1, 3, size, size).clone()
+        source = (xs < 0.53).to(torch.float32).expand(1, 1, size, size).clone()
+        return guide, source
+
+    edges = []
+    for size in (192, 96):
+        guide, source = scene(size)
+        snapped = fast_guided_filter(guide, source, 2, 2e-3, coarse_size=(48, 48))[0, 0]
+        row = snapped[size // 2]
+        edges.append(float((row > 0.5).sum()) / size)
+    # Pulled towards the colour edge, and to the same place at both resolutions (to a
+    # pixel of the smaller one).
+    assert all(edge < 0.525 for edge in edges)
+    assert abs(edges[0] - edges[1]) <= 1 / 96 + 1e-6
 
 
 def test_polygon_and_disc_areas() -> None:

@@ -20,10 +20,13 @@ from portrait_polish.core.regions import FACE_REGION_NAMES, ImageFaces, full_fra
 SWAP = {a: b for a, b in LEFT_RIGHT_PAIRS} | {b: a for a, b in LEFT_RIGHT_PAIRS}
 FRONTAL = "jolie_1.jpg"  # frontal, eyes open, mouth closed; face ~360 px at 1024
 SMILE = "biden_2.jpg"  # broad smile with teeth, squinting eyes
+OPEN_SMILE = "sundar_pichai.jpg"  # frontal, smiling with teeth, bigger face
 SIZE = 1024
+# The bar, for every region (flip) and for skin, lips and eyes (half size).
+MIN_IOU = 0.9
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _variant(name: str, kind: str) -> tuple[torch.Tensor, ImageFaces]:
     image, _ = parsed_portrait(name, SIZE)
     if kind == "flip":
@@ -45,10 +48,11 @@ def _present(item: ImageFaces, region: str, min_pixels: int = 150) -> bool:
     return int((full_frame_mask(item, region) > 0.5).sum()) >= min_pixels
 
 
+@pytest.mark.parametrize("name", [FRONTAL, SMILE])
 @pytest.mark.parametrize("region", FACE_REGION_NAMES)
-def test_flip_gives_mirrored_masks(region: str) -> None:
-    base = _base(FRONTAL)
-    _, flipped = _variant(FRONTAL, "flip")
+def test_flip_gives_mirrored_masks(name: str, region: str) -> None:
+    base = _base(name)
+    _, flipped = _variant(name, "flip")
     assert len(flipped.faces) == len(base.faces) == 1
     if not _present(base, region):
         # Closed mouth: no teeth, (almost) no mouth interior on either side.
@@ -56,9 +60,7 @@ def test_flip_gives_mirrored_masks(region: str) -> None:
         return
     mirrored = full_frame_mask(flipped, SWAP.get(region, region)).flip(1)
     iou = mask_iou(full_frame_mask(base, region), mirrored)
-    # Eye whites are two thin slivers beside the iris (~330 px here); landmark jitter of
-    # a fraction of a pixel costs them a few points of IoU (measured 0.89 / 0.97).
-    assert iou >= (0.85 if region.endswith("eye_white") else 0.9), f"{region}: IoU {iou:.3f}"
+    assert iou >= MIN_IOU, f"{name} {region}: IoU {iou:.3f}"
 
 
 def test_flip_swaps_left_and_right() -> None:
@@ -69,30 +71,35 @@ def test_flip_swaps_left_and_right() -> None:
     assert wrong < 0.05
 
 
-@pytest.mark.parametrize("region", ["skin", "lips", "eyes", "upper_lip", "lower_lip", "nose", "hair"])
-def test_half_size_gives_same_regions(region: str) -> None:
-    base = _base(FRONTAL)
-    _, small = _variant(FRONTAL, "half")
+@pytest.mark.parametrize(
+    ("name", "region"),
+    [(n, r) for n in (FRONTAL, SMILE, OPEN_SMILE) for r in ("skin", "lips", "eyes")]
+    # The parts as well, where the face is big enough for them at half size.
+    + [(FRONTAL, r) for r in ("upper_lip", "lower_lip", "left_eye_white", "right_iris", "nose", "brows", "hair")],
+)
+def test_half_size_gives_same_regions(name: str, region: str) -> None:
+    base = _base(name)
+    _, small = _variant(name, "half")
     full = full_frame_mask(base, region)
     upsampled = F.interpolate(
         full_frame_mask(small, region)[None, None], size=full.shape, mode="bilinear", align_corners=False
     )[0, 0]
     iou = mask_iou(full, upsampled)
-    assert iou >= 0.9, f"{region}: IoU {iou:.3f}"
+    assert iou >= MIN_IOU, f"{name} {region}: IoU {iou:.3f}"
 
 
-@pytest.mark.parametrize("name", [FRONTAL, SMILE])
+@pytest.mark.parametrize("name", [FRONTAL, SMILE, OPEN_SMILE])
 @pytest.mark.parametrize("kind", ["bright", "dark"])
 def test_stable_under_brightness(name: str, kind: str) -> None:
     base = _base(name)
     _, changed = _variant(name, kind)
     assert len(changed.faces) == len(base.faces)
-    regions = ["skin", "nose", "brows", "lips", "eyes", "left_iris", "right_iris"]
-    if name == SMILE:
+    regions = ["skin", "nose", "brows", "lips", "eyes", "left_iris", "right_iris", "left_eye_white", "right_eye_white"]
+    if name != FRONTAL:
         regions += ["teeth", "mouth_interior"]
     for region in regions:
         iou = mask_iou(full_frame_mask(base, region), full_frame_mask(changed, region))
-        assert iou >= 0.9, f"{name} {kind} {region}: IoU {iou:.3f}"
+        assert iou >= MIN_IOU, f"{name} {kind} {region}: IoU {iou:.3f}"
     # Hair and neck come from colour models on purpose, so exposure moves their edges more.
     for region in ("hair", "neck"):
         iou = mask_iou(full_frame_mask(base, region), full_frame_mask(changed, region))

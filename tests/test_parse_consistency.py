@@ -48,7 +48,7 @@ def _present(item: ImageFaces, region: str, min_pixels: int = 150) -> bool:
     return int((full_frame_mask(item, region) > 0.5).sum()) >= min_pixels
 
 
-@pytest.mark.parametrize("name", [FRONTAL, SMILE])
+@pytest.mark.parametrize("name", [FRONTAL, SMILE, OPEN_SMILE])
 @pytest.mark.parametrize("region", FACE_REGION_NAMES)
 def test_flip_gives_mirrored_masks(name: str, region: str) -> None:
     base = _base(name)

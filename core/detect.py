@@ -911,14 +911,15 @@ def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True)
     roll = _roll(first[468], first[473])
     # Extent of the face across and along its own axes, for the second window.
     cos, sin = math.cos(roll), math.sin(roll)
-    local = (first[:, :2] - first[:, :2].mean(axis=0)) @ np.array([[cos, -sin], [sin, cos]])
+    face_axes = np.array([[cos, -sin], [sin, cos]])  # face-local -> image directions
+    local = (first[:, :2] - first[:, :2].mean(axis=0)) @ face_axes
     extent = float((local.max(axis=0) - local.min(axis=0)).max())
     mid_local = (local.max(axis=0) + local.min(axis=0)) / 2
-    mid = first[:, :2].mean(axis=0) + np.array([[cos, -sin], [sin, cos]]) @ mid_local
+    mid = first[:, :2].mean(axis=0) + face_axes @ mid_local
     side = extent * LANDMARK_CROP_FACTOR * 0.9
     found = []
     for across, along, scale, turn in REFINE_WINDOWS:
-        offset = np.array([[cos, -sin], [sin, cos]]) @ np.array([across, along]) * side
+        offset = face_axes @ np.array([across, along]) * side
         refined = _landmarks_in_window(
             landmarker,
             rgb,

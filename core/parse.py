@@ -403,49 +403,42 @@ def fast_guided_filter(
     source: torch.Tensor,
     radius: int,
     eps: float,
-    factor: int = 2,
     coarse_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Colour-guided filter with its linear coefficients computed on a coarser grid
     (He & Sun, "Fast Guided Filter", 2015): the coefficients are smooth, so upsampling them
     and applying them to the full-resolution guide keeps the edges at full resolution.
 
-    The grid is ``1/factor`` of the guide, or ``coarse_size`` (h, w) when given; ``radius``
-    is in grid pixels then. A grid that follows the face's size rather than the photo's
-    makes the snapped edges the same at any resolution of the same face.
+    The grid is ``coarse_size`` (h, w), or the guide's own size when None; ``radius`` is in
+    grid pixels. A grid that follows the face's size rather than the photo's makes the
+    snapped edges the same at any resolution of the same face.
 
     ``guide`` ``[1, 3, H, W]``, ``source`` ``[1, C, H, W]``; returns ``[1, C, H, W]``.
     """
     height, width = guide.shape[2:]
+    small_guide, small_source = guide, source
     if coarse_size is not None and tuple(coarse_size) != (height, width):
         # Shrink with area averaging; grow bilinearly (a small face's grid is finer than its pixels).
         mode = "area" if coarse_size[0] <= height else "bilinear"
         options = {} if mode == "area" else {"align_corners": False}
         small_guide = F.interpolate(guide, size=tuple(coarse_size), mode=mode, **options)
         small_source = F.interpolate(source, size=tuple(coarse_size), mode=mode, **options)
-        small_radius = radius
-    elif factor > 1 and min(height, width) >= 8 * factor:
-        small_guide = F.interpolate(guide, scale_factor=1.0 / factor, mode="area")
-        small_source = F.interpolate(source, scale_factor=1.0 / factor, mode="area")
-        small_radius = max(1, round(radius / factor))
-    else:
-        small_guide, small_source, small_radius = guide, source, radius
-    mean_g = box_filter(small_guide, small_radius)  # [1,3,h,w]
+    mean_g = box_filter(small_guide, radius)  # [1,3,h,w]
     h, w = small_guide.shape[2:]
     sigma = torch.empty(h, w, 3, 3, dtype=torch.float32)
     for i in range(3):
         for j in range(i, 3):
             value = (
-                box_filter(small_guide[:, i : i + 1] * small_guide[:, j : j + 1], small_radius)[0, 0]
+                box_filter(small_guide[:, i : i + 1] * small_guide[:, j : j + 1], radius)[0, 0]
                 - mean_g[0, i] * mean_g[0, j]
             )
             sigma[..., i, j] = value
             sigma[..., j, i] = value
     sigma_inv = torch.linalg.inv(sigma + eps * torch.eye(3))
-    mean_s = box_filter(small_source, small_radius)[0]  # [C,h,w]
+    mean_s = box_filter(small_source, radius)[0]  # [C,h,w]
     cov = torch.stack(
         [
-            box_filter(small_guide[:, i : i + 1] * small_source, small_radius)[0] - mean_g[0, i] * mean_s
+            box_filter(small_guide[:, i : i + 1] * small_source, radius)[0] - mean_g[0, i] * mean_s
             for i in range(3)
         ],
         dim=-1,
@@ -453,8 +446,8 @@ def fast_guided_filter(
     a = (sigma_inv[None] @ cov[..., None])[..., 0]  # [C,h,w,3]
     b = mean_s - (a * mean_g[0].permute(1, 2, 0)[None]).sum(-1)  # [C,h,w]
     channels = source.shape[1]
-    a_mean = box_filter(a.permute(0, 3, 1, 2).reshape(1, channels * 3, h, w), small_radius)
-    b_mean = box_filter(b[None], small_radius)
+    a_mean = box_filter(a.permute(0, 3, 1, 2).reshape(1, channels * 3, h, w), radius)
+    b_mean = box_filter(b[None], radius)
     if (h, w) != (height, width):
         a_mean = F.interpolate(a_mean, size=(height, width), mode="bilinear", align_corners=False)
         b_mean = F.interpolate(b_mean, size=(height, width), mode="bilinear", align_corners=False)

@@ -45,5 +45,16 @@ def test_node_declaration(node_id):
 @pytest.mark.parametrize("node_id", NODE_IDS)
 def test_node_runs_with_default_inputs(node_id):
     cls = PACK.NODE_CLASS_MAPPINGS[node_id]
-    result = call_node(cls, **default_inputs(cls))
+    inputs = default_inputs(cls)
+    result = call_node(cls, **inputs)
     assert check_outputs(cls, result) == []
+    if cls.CATEGORY.endswith("/Retouch"):
+        # A retouch node at its defaults on a real parsed face (the astronaut's smile shows
+        # her teeth) makes a real edit, inside the face's crop only.
+        image, out = inputs["image"], result[0]
+        assert not torch.equal(out, image), f"{node_id} changed nothing at its defaults"
+        changed = (out != image).any(-1)[0]
+        x0, y0, x1, y1 = inputs["face_regions"].images[0].faces[0].crop
+        inside = torch.zeros_like(changed)
+        inside[y0:y1, x0:x1] = True
+        assert not bool(changed[~inside].any()), f"{node_id} changed pixels outside the face crop"

@@ -128,7 +128,8 @@ def prompt_sets(workflow: str | Path | dict, prompt: str, server: str | None = N
             engine.close()
 
 
-def print_plan(plan: Plan, as_json: bool, stream=sys.stdout) -> None:
+def print_plan(plan: Plan, as_json: bool, stream=None) -> None:
+    stream = stream or sys.stdout
     if as_json:
         print(plan.to_json(), file=stream)
     else:

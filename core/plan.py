@@ -55,7 +55,7 @@ def plan_input_names(node: str, ranges: dict[str, InputRange]) -> list[str]:
     """The inputs of ``node`` a plan speaks about (the lexicon's), in declaration order."""
     lex = lexicon()
     info = lex.nodes.get(node, {})
-    wanted = set(info.get("inputs", {})) | set(info.get("idle", {})) | set(info.get("defaults", {}))
+    wanted = set(info.get("inputs", {})) | set(info.get("idle", {})) | set(info.get("defaults", {})) | set(info.get("natural", {}))
     for target in lex.targets.values():
         if target["node"] == node:
             wanted |= set(target.get("inputs", ())) | set(target.get("with", {})) | set(target.get("protect", {}))

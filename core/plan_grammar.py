@@ -235,6 +235,11 @@ def _resolve_targets(clause: Clause, lex: Lexicon) -> list[str]:
         targets = list(dict.fromkeys(clause.verb_targets[:1] + [t for _, t in clause.comparatives if t][:1]))[:1]
     if len(targets) > 1 and "all" in targets:
         targets.remove("all")
+    for verb in (" ".join(s.key) for s in clause.spans if s.has("verb")):
+        implied = lex.data["verbs_imply"].get(verb)  # "soften skin distractions": the skin is softened too
+        if implied and implied not in targets and any(lex.targets[t]["node"] == lex.targets[implied]["node"] for t in targets):
+            targets.insert(0, implied)
+            return targets
     if "protect" in clause.verbs:
         return targets  # "texture-preserving smoothing": both are meant
     # "skin redness", "eye whites": the general word qualifies a more specific one of its node.

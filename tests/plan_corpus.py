@@ -19,7 +19,7 @@ from __future__ import annotations
 CORPUS: list[tuple[str, str, str]] = [
     # --- the seed prompts
     ("soften minor skin distractions, brighten the eyes slightly, keep the face realistic", "skin eyes",
-     "skin.heal_blemishes=true eyes.whites<0.5 eyes.whites>0 cap understood"),
+     "skin.heal_blemishes=true skin.strength=0.5 eyes.whites<0.5 eyes.whites>0 cap understood"),
     ("subtle teeth whitening", "teeth", "teeth.strength<0.5 teeth.strength>0.2 understood"),
     ("texture-preserving smoothing, no plastic look", "skin", "skin.texture>=1 skin.strength<=0.5 cap understood"),
     ("a little less this time", "skin teeth eyes", "skin.strength<0.5 teeth.strength<0.5 eyes.whites<0.5 understood"),
@@ -80,7 +80,8 @@ CORPUS: list[tuple[str, str, str]] = [
     ("avoid the beauty filter look", "skin teeth eyes", "cap"),
     ("real skin, not plastic", "skin teeth eyes", "cap skin.texture>=1"),
     # --- blemishes, redness, marks
-    ("remove blemishes", "skin", "skin.heal_blemishes=true skin.heal_strength=1"),
+    ("remove blemishes", "skin", "skin.heal_blemishes=true skin.heal_strength=1 skin.strength<0.5"),
+    ("smooth the pores", "skin", "skin.strength=0.5 skin.texture<1"),
     ("remove acne", "skin", "skin.heal_blemishes=true"),
     ("heal the pimples", "skin", "skin.heal_blemishes=true"),
     ("clear up breakouts", "skin", "skin.heal_blemishes=true"),

@@ -82,10 +82,9 @@ def test_portrait_polish_takes_a_plan_and_parses_faces_itself(photo):
     plan = call_node(RETOUCH_PLAN, prompt="only the teeth")[0]
     result, _, used, summary = call_node(POLISH, image=image, prompt="", plan=plan)
     assert used is plan and "ran: FaceParse -> TeethWhiten -> IdentityGuard" in summary
-    outside = torch.ones_like(image[..., 0], dtype=torch.bool)
     assert result.shape == image.shape and result.dtype == torch.float32
     changed = (result != image).any(-1)
-    assert changed.any() and changed.float().mean() < 0.05 and bool(outside.any())
+    assert changed.any() and changed.float().mean() < 0.05  # only the teeth: a small part of the frame
 
 
 def test_frames_without_a_face_pass_through_in_order(photo):

@@ -29,6 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="set a node input for every image (repeatable)")
+    parser.add_argument("--prompt", metavar="WORDS",
+                        help='plain words applied on top of the workflow\'s settings before --set, e.g. "a bit less smoothing"')
     parser.add_argument("--server", metavar="URL", help="queue on this ComfyUI server instead of running in-process")
     parser.add_argument("--concurrency", type=int, default=1, help="prompts in flight at once (server mode)")
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock seconds allowed per image")
@@ -62,8 +64,16 @@ def run_command(args: argparse.Namespace) -> int:
 
     batch = None
     try:
+        sets = list(args.sets)
+        if getattr(args, "prompt", None):
+            from .cli_plan import prompt_sets
+
+            plan, plan_sets, warnings = prompt_sets(resolve_workflow(args.workflow), args.prompt, args.server, args.retries)
+            sets = plan_sets + sets  # the user's own --set values win
+            if not args.json:
+                print(plan.summary() + "".join(f"\n  {w}" for w in warnings), file=sys.stderr)
         batch = Batch(
-            resolve_workflow(args.workflow), args.output, server=args.server, sets=args.sets, overwrite=args.overwrite,
+            resolve_workflow(args.workflow), args.output, server=args.server, sets=sets, overwrite=args.overwrite,
             concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, input_node=args.input_node,
             progress=not args.no_progress and not args.json, recursive=args.recursive,
         )

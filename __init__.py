@@ -6,21 +6,24 @@ no model loading, no pip. All imports are relative because ComfyUI has its own
 top-level module called ``nodes``.
 """
 
-from .core.models import register_comfy_folders
-from .nodes import eyes, identity, parse, plan, skin, teeth, upscale
-
-_FAMILIES = (parse, skin, teeth, eyes, identity, upscale, plan)
-
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-for _family in _FAMILIES:
-    NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
 
 # Served at /extensions/<folder>/ by ComfyUI. The only mechanism that serves js/: pyproject
 # has no [tool.comfy] web entry, so the browser loads each script once.
 WEB_DIRECTORY = "./js"
 
-register_comfy_folders()
+# ComfyUI (and pip's portrait_polish) import this file as a package. pytest, run in a clone
+# whose folder name is no Python name (comfyui-portrait-polish), imports it as a plain file
+# to set up the folder's "package": there is no parent package then, and nothing to register.
+if __package__:
+    from .core.models import register_comfy_folders
+    from .nodes import eyes, identity, parse, plan, skin, teeth, upscale
+
+    for _family in (parse, skin, teeth, eyes, identity, upscale, plan):
+        NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
+        NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
+
+    register_comfy_folders()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

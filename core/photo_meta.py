@@ -51,7 +51,7 @@ def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 6:
         return np.rot90(array, -1)
     if orientation == 7:
-        return np.rot90(array, 1)[::-1]
+        return array.swapaxes(0, 1)[::-1, ::-1]
     if orientation == 8:
         return np.rot90(array, 1)
     return array

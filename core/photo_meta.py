@@ -14,6 +14,7 @@ pixels between profiles without an 8-bit round trip. What is left here is the gl
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
@@ -184,10 +185,16 @@ def icc_colour_space(icc: bytes | None) -> str | None:
     return icc[16:20].decode("latin-1").strip()
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
+    """LittleCMS's sRGB profile with a fixed creation date (LittleCMS stamps the current time),
+    so a converted output is the same file on every run."""
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[24:36] = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+    profile[84:100] = bytes(16)  # no profile ID (it would hash the date)
+    return bytes(profile)
 
 
 def convert_to_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:

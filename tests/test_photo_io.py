@@ -5,6 +5,7 @@ EXIF copyright and date, XMP, IPTC, GPS removal), at 8 and 16 bits."""
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -25,8 +26,10 @@ GREY16 = (np.arange(24 * 40).reshape(24, 40) * 68).astype(np.uint16)  # 0..65212
 COPYRIGHT, DATE = "(c) 2024 Jane Photographer", "2024:05:06 07:08:09"
 
 
+@functools.lru_cache(maxsize=1)
 def adobe_rgb() -> bytes:
-    """An Adobe RGB (1998)-like matrix profile (its primaries, D65, gamma 563/256), made by LittleCMS."""
+    """An Adobe RGB (1998)-like matrix profile (its primaries, D65, gamma 563/256), made by
+    LittleCMS once (each new one carries its own creation time)."""
     return imagecodecs.cms_profile("rgb", whitepoint=(0.3127, 0.329, 1.0),
                                    primaries=(0.64, 0.33, 1.0, 0.21, 0.71, 1.0, 0.15, 0.06, 1.0), gamma=563 / 256)
 

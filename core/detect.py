@@ -42,6 +42,9 @@ LANDMARK_INPUT_SIZE = 384
 # window is tried as well (the lower wins); above REJECT_ABOVE the face is not confirmed.
 TRY_TURNED_ABOVE = 0.008
 REJECT_ABOVE = 0.04
+# Refinement windows read from one shared shrunk copy of the face when the landmarker's
+# window is below this fraction of the face's own resolution (camera files, not 1 MP photos).
+SHARED_SHRINK_BELOW = 0.3
 # Second-pass windows, as (shift across, shift along the face in window widths, size,
 # turn in degrees). The landmarker's answer moves by a fraction of a pixel with where its
 # window falls; the mean over these windows halves that jitter, which is what thin regions
@@ -435,21 +438,46 @@ def face_landmarks(rgb: np.ndarray, det: Detection, mirror_average: bool = True)
     mid_local = (local.max(axis=0) + local.min(axis=0)) / 2
     mid = first[:, :2].mean(axis=0) + face_axes @ mid_local
     side = extent * LANDMARK_CROP_FACTOR * 0.9
+    # A face far bigger than the landmarker's window (a camera file) is shrunk once for all
+    # refinement windows, to twice the resolution the smallest of them needs; each window
+    # then area-shrinks from that copy instead of from the full-resolution frame.
+    source, origin, scale_xy = rgb, np.zeros(2), np.ones(2)
+    if LANDMARK_INPUT_SIZE / (side * 0.9) < SHARED_SHRINK_BELOW:
+        source, origin, scale_xy = _shrunk_neighbourhood(rgb, mid, side * 1.4, 2.5 * LANDMARK_INPUT_SIZE / (side * 0.9))
+    window_scale = float(scale_xy.mean())
     found = []
     for across, along, scale, turn in REFINE_WINDOWS:
         offset = face_axes @ np.array([across, along]) * side
+        centre = (mid + offset - origin) * scale_xy
         refined = _landmarks_in_window(
             landmarker,
-            rgb,
-            (float(mid[0] + offset[0]), float(mid[1] + offset[1])),
-            side * scale,
+            source,
+            (float(centre[0]), float(centre[1])),
+            side * scale * window_scale,
             roll + math.radians(turn),
-            first[1, :2],
+            (first[1, :2] - origin) * scale_xy,
             mirror_average,
         )
         if refined is not None:
-            found.append(refined[0])
+            points = refined[0].copy()
+            points[:, :2] = points[:, :2] / scale_xy + origin
+            points[:, 2] = points[:, 2] / window_scale
+            found.append(points)
     return np.mean(found, axis=0) if found else first
+
+
+def _shrunk_neighbourhood(rgb: np.ndarray, centre: np.ndarray, half: float, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame around ``centre`` (± ``half`` px) area-shrunk by about ``factor``:
+    ``(copy, origin, (fx, fy))`` with image point ``p`` at ``(p - origin) · (fx, fy)`` in
+    the copy (the exact factors of its rounded size)."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    x0, y0 = max(0, int(math.floor(centre[0] - half))), max(0, int(math.floor(centre[1] - half)))
+    x1, y1 = min(width, int(math.ceil(centre[0] + half))), min(height, int(math.ceil(centre[1] + half)))
+    size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
+    small = cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    return small, np.array([x0, y0], np.float64), np.array([size[0] / (x1 - x0), size[1] / (y1 - y0)])
 
 
 # ---------------------------------------------------------------------------------------

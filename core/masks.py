@@ -181,7 +181,8 @@ def resize_image(rgb: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(rgb.shape[:2]) == tuple(size):
         return rgb
     if rgb.device.type == "cpu" and size[0] <= rgb.shape[0] and size[1] <= rgb.shape[1]:
-        array = np.ascontiguousarray(rgb.detach().to(torch.float32).numpy())
+        # OpenCV reads a crop of a frame in place (rows may be strided): no copy of a 24 MP crop.
+        array = rgb.detach().to(torch.float32).numpy()
         out = _cv2_area(array, size)
         return torch.from_numpy(out.reshape(size[0], size[1], -1))
     return resize(rgb.permute(2, 0, 1).to(torch.float32), size).permute(1, 2, 0).contiguous()

@@ -37,6 +37,7 @@ from .errors import (
     TransientServerError,
     WorkflowError,
 )
+from .photo import PhotoOptions, planned_extension, saved_refs, use_photo_nodes
 from .workflow import (
     ApiGraph,
     apply_sets,
@@ -278,7 +279,8 @@ class Batch:
     def __init__(self, workflow: str | Path | dict, output_dir: str | Path = "out", *, server: str | None = None,
                  engine: Any = None, sets: list[str] | dict[str, Any] | None = None, overwrite: bool = False,
                  concurrency: int = 1, timeout: float | None = None, retries: int = 8, input_node: str | None = None,
-                 progress: bool = True, recursive: bool = False, name: str | None = None) -> None:
+                 progress: bool = True, recursive: bool = False, name: str | None = None,
+                 photo: PhotoOptions | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.concurrency = max(1, int(concurrency))
@@ -325,6 +327,8 @@ class Batch:
             self.loader = loaders[0]
         else:
             raise ParameterError("the workflow has no LoadImage node to put the input images into")
+        # Photo files: LoadPhoto/SavePhoto keep 16 bits, the ICC profile and metadata (runner/photo.py).
+        self.graph = use_photo_nodes(self.graph, self.object_info, self.loader, photo or PhotoOptions())
         self.jobs: list[Job] = []
         self._cancelled = threading.Event()
 
@@ -438,7 +442,7 @@ class Batch:
         self.engine.cancel()
 
     def _planned_name(self, job: Job) -> str:
-        return f"{job.stem}_{self.name}.png"
+        return f"{job.stem}_{self.name}{planned_extension(job.graph or self.graph, job.input)}"
 
     def _blocked(self, name: str, job: Job) -> bool:
         """True when ``name`` exists in the output folder and is not this job's own file."""
@@ -516,7 +520,7 @@ class Batch:
     def _write_outputs(self, job: Job, result, prompt_id: str, started: float) -> tuple[list[str], list[str]]:
         saved: list[tuple[str, dict[str, str]]] = []
         for node_id, ui in sorted(result.outputs.items(), key=lambda item: _node_sort(item[0])):
-            for ref in (ui or {}).get("images") or []:
+            for ref in saved_refs(ui):
                 if ref.get("type", "output") == "output":
                     saved.append((node_id, ref))
         if not saved:
@@ -572,6 +576,8 @@ class Batch:
                 "engine": self.engine.describe(),
                 "runner": {"version": _pack_version(), "python": sys.version.split()[0]},
             }
+            if ref.get("photo"):
+                sidecar["photo"] = ref["photo"]  # format, depth, profile and metadata kept or dropped
             sidecar_name = Path(name).with_suffix(".json").name
             atomic_write(self.output_dir / sidecar_name, (json.dumps(_jsonable(sidecar), indent=2) + "\n").encode())
             sidecars.append(sidecar_name)

@@ -10,6 +10,10 @@ EXIT_SERVER = 3  # the ComfyUI server could not be reached or lacks what the wor
 EXIT_INTERRUPTED = 130  # Ctrl-C: running prompts cancelled, manifest consistent
 
 
+# JobFailed.reason for an input that does not decode completely (the same in both engines).
+UNREADABLE_INPUT = "unreadable_input"
+
+
 class RunnerError(Exception):
     """Base class: a message meant for a person, plus the exit code it maps to."""
 

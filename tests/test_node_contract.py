@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from helpers import astronaut, load_pack_as_comfyui
@@ -27,6 +29,30 @@ def _face_regions():
 
 
 TYPE_FACTORIES.setdefault("FACE_REGIONS", _face_regions)
+
+
+def _photo_info():
+    """What LoadPhoto outputs for a plain 8-bit PNG."""
+    return importlib.import_module(f"{PACK.__name__}.core.photo_io").PhotoInfo(format="PNG", mode="RGB", bit_depth=8)
+
+
+TYPE_FACTORIES.setdefault("PHOTO_INFO", _photo_info)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _file_folders(tmp_path_factory):
+    """Input / output / temp folders for the file nodes (LoadPhoto lists the input folder's
+    photos; SavePhoto writes into the output folder), as ComfyUI or the runner gives them."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("io")
+    for kind in ("input", "output", "temp"):
+        (root / kind).mkdir()
+    Image.fromarray((astronaut()[0].numpy() * 255).round().astype("uint8")).save(root / "input" / "example.png")
+    comfy = importlib.import_module(f"{PACK.__name__}.core.comfy")
+    token = comfy.use_io_directories(root / "input", root / "output", root / "temp")
+    yield root
+    comfy.reset_io_directories(token)
 
 
 def test_pack_exports_v1_registration():

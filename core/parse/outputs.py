@@ -35,6 +35,9 @@ REGION_COLOURS: dict[str, str] = {
     "background": "#202020",
 }
 
+# Full-resolution painting is done in strips of about this many pixels (bounded memory).
+STRIP_PIXELS = 1 << 21
+
 # Regions that swap under a horizontal flip.
 LEFT_RIGHT_PAIRS = (("left_brow", "right_brow"), ("left_eye_white", "right_eye_white"), ("left_iris", "right_iris"))
 
@@ -126,10 +129,15 @@ def preview_regions(rgb: torch.Tensor, item: ImageFaces, regions: Sequence[str] 
             weight = (mask.to(torch.float32) * opacity)[None]
             colour_layer = colour_layer * (1.0 - weight) + _colour(name)[:, None, None] * weight
             transparency = transparency * (1.0 - weight)
-        layers = upsample_window(torch.cat([colour_layer, transparency]), crop.size, Box(0, 0, crop.width, crop.height))
-        layers = layers.permute(1, 2, 0).contiguous()
-        rows, cols = crop.slices()
-        out[rows, cols] = torch.addcmul(layers[..., :3], out[rows, cols], layers[..., 3:])
+        layers = torch.cat([colour_layer, transparency])
+        # Brought up and painted in strips of rows: a 24 MP crop never holds a full-size
+        # copy of the four paint layers.
+        step = max(16, STRIP_PIXELS // max(1, crop.width))
+        for top in range(0, crop.height, step):
+            strip = Box(0, top, crop.width, min(crop.height, top + step))
+            up = upsample_window(layers, crop.size, strip).permute(1, 2, 0)
+            rows, cols = strip.shift(crop.x0, crop.y0).slices()
+            out[rows, cols] = torch.addcmul(up[..., :3], out[rows, cols], up[..., 3:])
         # Face box outline, 2 px or 0.5 % of the face size.
         bx, by, bw, bh = (round(v) for v in face.box)
         thick = max(2, round(face.scale * 0.005))

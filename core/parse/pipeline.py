@@ -47,6 +47,8 @@ WORK_FACE_PX = 384.0
 # 1 % of the face, the same at every resolution.
 SNAP_FACE_PX = 192.0
 SNAP_RADIUS = 2
+# Mask values below this are zero (see face_masks).
+MASK_FLOOR = 1.0 / 512.0
 
 # Regions whose edges are snapped to the image by the guided filter (teeth already come
 # from the pixels; the mouth interior is bounded by the lips; eye whites and irises are
@@ -215,4 +217,12 @@ def face_masks(
         blurred = gaussian_blur(torch.stack([masks[n] for n in names]), sigma).clamp(0.0, 1.0)
         masks = {name: blurred[i] for i, name in enumerate(names)}
     masks["teeth"] = masks["mouth_interior"] * teeth
-    return {name: masks[name].to(torch.float32).clamp(0.0, 1.0).contiguous() for name in FACE_REGION_NAMES}
+    # The float32 filters leave rounding dust (1e-7) where a mask should be empty: anything
+    # under MASK_FLOOR (an invisible 0.5/255 at most) is zero, so "outside the mask" is a
+    # place, and every pixel there stays bit-exact through the retouch nodes.
+    return {name: _floored(masks[name]) for name in FACE_REGION_NAMES}
+
+
+def _floored(mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(torch.float32).clamp(0.0, 1.0)
+    return torch.where(mask < MASK_FLOOR, torch.zeros_like(mask), mask).contiguous()

@@ -38,7 +38,7 @@ from . import colour
 from .filters import masked_blur
 from .kernel import Correction, FaceWindow, Patch, apply_per_face
 from .landmarks import IRIS_POINTS, LANDMARK_COUNT, LOWER_LID
-from .masks import Box, bbox, coordinate_grid, smoothstep
+from .masks import Box, coordinate_grid, resize, smoothstep
 from .regions import Face, FaceRegions, ImageFaces
 from .under_eye import soften_under_eye, under_eye_band
 
@@ -338,15 +338,17 @@ def caruncle_protection(face: Face, side: str, box: Box) -> torch.Tensor | None:
 
 
 def _skin_colour(window: FaceWindow) -> SkinColour | None:
-    """The face's median skin colour, from a subsampled working copy."""
-    skin = window.mask("skin") if "skin" in window.face.masks else None
-    if skin is None or float(skin.sum()) < 50 * window.factor**2:
+    """The face's median skin colour, from a strided view of the crop (no copy, at most
+    about 256 px on a side) and the skin mask brought to the same size."""
+    face = window.face
+    if "skin" not in face.masks or face.area_fraction("skin") * face.scale**2 < 50:
         return None
-    box = bbox(skin)
-    assert box is not None
-    step = max(1, int(max(box.height, box.width) // 256))
-    sub = window.work[box.y0 : box.y1 : step, box.x0 : box.x1 : step, :]
-    weight = skin[box.y0 : box.y1 : step, box.x0 : box.x1 : step]
+    height, width = window.full_size
+    step = max(1, max(height, width) // 256)
+    sub = window.full[::step, ::step, :]
+    weight = resize(face.mask("skin"), sub.shape[:2]).to(sub.device)
+    if float(weight.sum()) < 4:
+        return None
     lab = colour.rgb_to_lab(sub.to(torch.float32))
     return SkinColour(*(weighted_quantile(lab[..., c], weight, 0.5) for c in range(3)))
 
@@ -387,21 +389,6 @@ def _edit_eye(pixels: torch.Tensor, face: Face, side: str, image_box: Box, setti
     return colour.lab_to_rgb(edited_lab).to(pixels.dtype), changed.to(pixels.dtype)
 
 
-def _region_box(window: FaceWindow, names: list[str], margin: int) -> Box | None:
-    """The window box (full resolution) every pixel of the named regions' full-resolution
-    masks lies in, grown by ``margin``."""
-    grid = window.face.mask(names)
-    box = bbox(grid)
-    if box is None:
-        return None
-    grid_h, grid_w = grid.shape
-    full_h, full_w = window.full_size
-    sy, sx = full_h / grid_h, full_w / grid_w
-    # A grid pixel reaches the full-resolution pixels whose bilinear taps include it.
-    reach = Box(math.floor((box.x0 - 0.5) * sx - 0.5), math.floor((box.y0 - 0.5) * sy - 0.5), math.ceil((box.x1 + 0.5) * sx + 0.5), math.ceil((box.y1 + 0.5) * sy + 0.5))
-    return reach.grow(margin, full_h, full_w)
-
-
 def eye_op(settings: EyeSettings) -> Callable[[FaceWindow], Correction | None]:
     """EyeEnhance as a kernel op: every part is a small full-resolution patch per eye.
 
@@ -425,7 +412,7 @@ def eye_op(settings: EyeSettings) -> Callable[[FaceWindow], Correction | None]:
             names = [n for n in (f"{side}_eye_white", f"{side}_iris") if n in face.masks]
             if not names:
                 continue
-            box = _region_box(window, names, margin=2)
+            box = window.region_box(names, margin=2)
             if box is None:
                 continue
             image_box = box.shift(window.box.x0, window.box.y0)

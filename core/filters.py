@@ -208,20 +208,22 @@ def apply_guided(
     window: Box | None = None,
     grid_size: tuple[int, int] | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
+    fast: bool = False,
 ) -> torch.Tensor:
     """Evaluate a fitted model on ``guide`` (``[G, h, w]``): ``Σ_i a_i·I_i + b``.
 
     With ``full_size`` and ``window``, ``a`` and ``b`` live on a coarser grid covering a
     ``full_size`` area (or a piece of one: ``grid_size`` and ``offset`` as in
     :func:`core.masks.upsample_window`) and are upsampled bilinearly onto ``window`` (whose
-    pixels ``guide`` holds) without making anything full-size. Returns ``[C, h, w]``.
+    pixels ``guide`` holds) without making anything full-size (``fast``: see
+    :func:`core.masks.upsample_window`; the coefficients are smooth). Returns ``[C, h, w]``.
     """
     channels, g = a.shape[0], a.shape[1]
     if full_size is None or window is None:
         a_up, b_up = a, b
     else:
         coefficients = torch.cat([a.reshape(channels * g, *a.shape[-2:]), b])
-        stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset)
+        stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset, fast=fast)
         a_up, b_up = stacked[: channels * g].reshape(channels, g, *stacked.shape[-2:]), stacked[channels * g :]
     return (a_up * guide[None]).sum(1) + b_up
 

@@ -51,7 +51,7 @@ from .tensors import blend_masked
 log = logging.getLogger("portrait_polish")
 
 # Face width on the working grid (see the module docstring for why 512).
-RETOUCH_FACE_PX = 512.0
+RETOUCH_FACE_PX = 384.0
 # Guided upsampling: the linear model's window on the working grid, and its regularisation
 # in guide units squared (0.02² on 0..1 values: edges with more local contrast than ~5/255
 # are followed, flatter areas get the smooth correction).
@@ -178,6 +178,25 @@ class FaceWindow:
         offset = (0.0, 0.0) if grid_box is None else (-float(grid_box.x0), -float(grid_box.y0))
         return upsample_window(grid.to(self.device, torch.float32), self.full_size, box, grid_size=self.work_size, offset=offset)
 
+    def region_box(self, names: str | Iterable[str], margin: int = 0) -> Box | None:
+        """The window box (full resolution) that every pixel of the named regions'
+        full-resolution masks lies in, grown by ``margin``; None when they are empty."""
+        grid = self.face.mask(names)
+        box = bbox(grid)
+        if box is None:
+            return None
+        grid_h, grid_w = grid.shape
+        full_h, full_w = self.full_size
+        sy, sx = full_h / grid_h, full_w / grid_w
+        # A grid pixel reaches the full-resolution pixels whose bilinear taps include it.
+        reach = Box(
+            math.floor((box.x0 - 0.5) * sx - 0.5),
+            math.floor((box.y0 - 0.5) * sy - 0.5),
+            math.ceil((box.x1 + 0.5) * sx + 0.5),
+            math.ceil((box.y1 + 0.5) * sy + 0.5),
+        )
+        return reach.grow(margin, full_h, full_w)
+
     def full_box(self, work_box: Box, margin: int = 1) -> Box:
         """The full-resolution window box (clipped) covering a working-grid box."""
         if self.exact:
@@ -252,7 +271,7 @@ def _apply_working(window: FaceWindow, correction: Correction, out_crop: torch.T
     for strip in _strips(window.full_box(area)):
         srows, scols = strip.slices()
         pixels = out_crop[srows, scols].to(window.device)
-        up = apply_guided(a, b, _guide(pixels, correction.guide), window.full_size, strip, grid_size=window.work_size, offset=offset)
+        up = apply_guided(a, b, _guide(pixels, correction.guide), window.full_size, strip, grid_size=window.work_size, offset=offset, fast=True)
         w_full = upsample_window(w, window.full_size, strip, grid_size=window.work_size, offset=offset)
         changed = torch.where((w_full > 0)[..., None], (pixels + up.permute(1, 2, 0)).clamp(0.0, 1.0), pixels)
         out_crop[srows, scols] = _held(changed, pixels, correction.hold, strip).to(out_crop.device)

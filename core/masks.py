@@ -195,6 +195,22 @@ def _sample_positions(out_start: int, out_count: int, scale: float, offset: floa
     return (2.0 * position + 1.0) / in_size - 1.0
 
 
+def _bilinear(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[C, h, w]`` resized bilinearly to ``size`` (pixel centres aligned): OpenCV on the
+    CPU (about 3x torch's speed there, float weights), torch elsewhere."""
+    if grid.device.type == "cpu" and grid.shape[0] <= 512:
+        hwc = np.ascontiguousarray(grid.permute(1, 2, 0).numpy())
+        out = cv2_resize_linear(hwc, size)
+        return torch.from_numpy(out.reshape(size[0], size[1], -1)).permute(2, 0, 1)
+    return F.interpolate(grid[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+
+
+def cv2_resize_linear(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(array, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
+
+
 def upsample_window(
     grid: torch.Tensor,
     full_size: tuple[int, int],
@@ -202,6 +218,7 @@ def upsample_window(
     *,
     grid_size: tuple[int, int] | None = None,
     offset: tuple[float, float] = (0.0, 0.0),
+    fast: bool = False,
 ) -> torch.Tensor:
     """Bilinear resampling of ``grid`` (``[H, W]`` or ``[C, H, W]``), a coarser copy of a
     ``full_size`` area, evaluated on ``window`` of that area only (full-resolution pixels).
@@ -210,7 +227,10 @@ def upsample_window(
     cropped to ``window``, without ever making the full-size result: cost and memory follow
     the window. A grid that is a piece of (or padded around) the grid spanning the area says
     so with ``grid_size`` (the spanning grid's size, default ``grid``'s own) and ``offset``
-    (x, y: where the spanning grid's pixel (0, 0) is in ``grid``).
+    (x, y: where the spanning grid's pixel (0, 0) is in ``grid``). ``fast`` lets the CPU use
+    OpenCV's warp, about 3x quicker, which places samples to 1/32 of a grid pixel: right for
+    smooth fields (a correction's coefficients, paint layers), not for masks whose zeros
+    decide what stays bit-exact.
     """
     squeeze = grid.ndim == 2
     g = (grid[None] if squeeze else grid).to(torch.float32)
@@ -218,7 +238,19 @@ def upsample_window(
     nominal = tuple(grid_size or (in_h, in_w))
     whole = window == Box(0, 0, full_size[1], full_size[0]) and offset == (0.0, 0.0) and nominal == (in_h, in_w)
     if whole:
-        out = g if (in_h, in_w) == tuple(full_size) else F.interpolate(g[None], size=tuple(full_size), mode="bilinear", align_corners=False)[0]
+        out = g if (in_h, in_w) == tuple(full_size) else _bilinear(g, full_size)
+    elif fast and g.device.type == "cpu" and g.shape[0] <= 512:
+        import cv2
+
+        sy, sx = nominal[0] / full_size[0], nominal[1] / full_size[1]
+        # Output pixel (k, l) samples the grid at ((window.x0 + l + 0.5)·sx − 0.5 + ox, ...).
+        matrix = np.array(
+            [[sx, 0.0, (window.x0 + 0.5) * sx - 0.5 + float(offset[0])], [0.0, sy, (window.y0 + 0.5) * sy - 0.5 + float(offset[1])]]
+        )
+        hwc = np.ascontiguousarray(g.permute(1, 2, 0).numpy())
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        warped = cv2.warpAffine(hwc, matrix, (window.width, window.height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        out = torch.from_numpy(warped.reshape(window.height, window.width, -1)).permute(2, 0, 1)
     else:
         gy = _sample_positions(window.y0, window.height, nominal[0] / full_size[0], float(offset[1]), in_h, g.device)
         gx = _sample_positions(window.x0, window.width, nominal[1] / full_size[1], float(offset[0]), in_w, g.device)

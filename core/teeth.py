@@ -27,7 +27,7 @@ import torch
 
 from . import colour
 from .filters import masked_blur
-from .kernel import Correction, FaceWindow, apply_per_face
+from .kernel import Correction, FaceWindow, Patch, apply_per_face
 from .masks import Box, bbox, smoothstep
 from .regions import FaceRegions
 
@@ -200,33 +200,52 @@ def eye_white_lightness(rgb: torch.Tensor, eye_white: torch.Tensor | None, min_p
 
 
 def teeth_op(settings: TeethSettings) -> Callable[[FaceWindow], Correction | None]:
-    """TeethWhiten as a kernel op: the edit is made on the working grid (it changes only the
-    teeth's smooth L* and b*) and comes back colour-guided, so gaps, enamel texture and
-    glints are the photo's own at any resolution."""
+    """TeethWhiten as a kernel op: one small full-resolution patch around the teeth.
+
+    The mouth is about half a percent of its face's crop, and the caps that keep teeth
+    natural (b* never under half its own value, no lift on glints) are per pixel: they hold
+    on the photo's own pixels at any size, which an edit made on a coarser grid and brought
+    back could only approximate.
+    """
 
     def op(window: FaceWindow) -> Correction | None:
         face = window.face
-        teeth = window.mask("teeth")
-        min_pixels = max(MIN_TEETH_PIXELS, MIN_TEETH_FACE_FRACTION * window.scale**2)
-        if float(teeth.sum()) < min_pixels:
+        min_pixels = max(MIN_TEETH_PIXELS, MIN_TEETH_FACE_FRACTION * float(face.scale) ** 2)
+        if face.area_fraction("teeth") * float(face.scale) ** 2 < min_pixels:
             log.info("portrait_polish: TeethWhiten: no teeth visible on a face at %s; unchanged", face.crop[:2])
             return None
-        lips = [n for n in ("upper_lip", "lower_lip") if n in face.masks]
-        whites = [n for n in ("left_eye_white", "right_eye_white") if n in face.masks]
-        result = whiten_teeth_region(
-            window.work,
-            teeth,
-            settings,
-            exclude=window.mask(lips) if lips else None,
-            eye_white_l=eye_white_lightness(window.work, window.mask(whites)) if whites else None,
-            min_pixels=min_pixels,
-        )
-        if result is None:
+        box = window.region_box("teeth", margin=2)
+        if box is None:
             return None
-        box, edited, weight = result
-        return Correction(edited, weight, box=box, guide="rgb")
+        image_box = box.shift(window.box.x0, window.box.y0)
+        lips = [n for n in ("upper_lip", "lower_lip") if n in face.masks]
+        eye_white_l = _eye_white_l(window)
+
+        def edit(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+            teeth = face.window_mask("teeth", image_box).to(pixels.device)
+            exclude = face.window_mask(lips, image_box).to(pixels.device) if lips else None
+            result = whiten_teeth_region(pixels, teeth, settings, exclude=exclude, eye_white_l=eye_white_l, min_pixels=min_pixels)
+            if result is None:
+                return None
+            inner, edited, weight = result
+            rows, cols = inner.slices()
+            out, full_weight = pixels.clone(), torch.zeros(pixels.shape[:2], dtype=pixels.dtype, device=pixels.device)
+            out[rows, cols], full_weight[rows, cols] = edited, weight
+            return out, full_weight
+
+        return Correction(patches=[Patch(box, edit)])
 
     return op
+
+
+def _eye_white_l(window: FaceWindow) -> float | None:
+    """The face's clean eye-white lightness (the teeth's ceiling), from its eyes' own pixels."""
+    whites = [n for n in ("left_eye_white", "right_eye_white") if n in window.face.masks]
+    box = window.region_box(whites) if whites else None
+    if box is None:
+        return None
+    rows, cols = box.slices()
+    return eye_white_lightness(window.full[rows, cols], window.full_mask(whites, box))
 
 
 def whiten_teeth(image: torch.Tensor, regions: FaceRegions, settings: TeethSettings, device: torch.device | None = None) -> torch.Tensor:

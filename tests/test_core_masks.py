@@ -95,3 +95,16 @@ def test_grow_feather() -> None:
     assert float(shrunk.min()) == 1.0  # nothing outside the grid to shrink from
     soft = grow_feather(mask, 0, 2.0)
     assert 0.0 < float(soft.max()) < 1.0
+
+
+def test_fast_upsample_places_samples_to_a_32nd_of_a_grid_pixel() -> None:
+    # A smooth field (what the fast path is for): the warp's 1/32-pixel placement costs at
+    # most 1/32 of the field's steepest step per grid pixel (here under 0.5 per pixel).
+    ys = torch.arange(30, dtype=torch.float32)[:, None]
+    xs = torch.arange(25, dtype=torch.float32)[None, :]
+    field = torch.stack([0.03 * xs + 0.02 * ys, torch.sin(xs / 4.0) * torch.cos(ys / 5.0)])
+    window = Box(37, 51, 201, 263)
+    exact = upsample_window(field, (300, 250), window, grid_size=(30, 25), offset=(0.5, -0.25))
+    fast = upsample_window(field, (300, 250), window, grid_size=(30, 25), offset=(0.5, -0.25), fast=True)
+    assert fast.shape == exact.shape
+    assert float((fast - exact).abs().max()) < 0.5 / 32

@@ -135,7 +135,7 @@ def preview_regions(rgb: torch.Tensor, item: ImageFaces, regions: Sequence[str] 
         step = max(16, STRIP_PIXELS // max(1, crop.width))
         for top in range(0, crop.height, step):
             strip = Box(0, top, crop.width, min(crop.height, top + step))
-            up = upsample_window(layers, crop.size, strip).permute(1, 2, 0)
+            up = upsample_window(layers, crop.size, strip, fast=True).permute(1, 2, 0)
             rows, cols = strip.shift(crop.x0, crop.y0).slices()
             out[rows, cols] = torch.addcmul(up[..., :3], out[rows, cols], up[..., 3:])
         # Face box outline, 2 px or 0.5 % of the face size.

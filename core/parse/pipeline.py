@@ -37,7 +37,7 @@ from ..landmarks import (
 from ..masks import closing, coordinate_grid
 from ..regions import FACE_REGION_NAMES
 from .geometry import convex_hull, disc, face_axes, fill_polygons, forehead_oval, head_region, neck_polygon
-from .pixels import sample_points, skin_likelihood, teeth_likelihood
+from .pixels import blurred_at_points, skin_likelihood, teeth_likelihood
 
 # Face width (in pixels) of the working grid the masks are computed and stored on: about
 # twice the finest mask detail that matters (a lash line, a thin lip), and small enough
@@ -136,9 +136,7 @@ def face_masks(
     inside = (sample_xy[:, 0] >= 0) & (sample_xy[:, 0] < work_w) & (sample_xy[:, 1] >= 0) & (sample_xy[:, 1] < work_h)
     if inside.sum() >= 4:
         sample_xy = sample_xy[inside]
-    samples = sample_points(
-        rgb_to_lab(gaussian_blur(work_rgb.permute(2, 0, 1), max(1.0, 0.01 * work_scale)).permute(1, 2, 0)), sample_xy
-    )
+    samples = rgb_to_lab(blurred_at_points(work_rgb, sample_xy, max(1.0, 0.01 * work_scale)))
     skin_lightness = float(samples[:, 0].median())
 
     if bisenet is not None:

@@ -21,6 +21,31 @@ def sample_points(values: torch.Tensor, points: np.ndarray) -> torch.Tensor:
     return values[torch.from_numpy(pts[:, 1]), torch.from_numpy(pts[:, 0])]
 
 
+def blurred_at_points(rgb: torch.Tensor, points: np.ndarray, sigma: float) -> torch.Tensor:
+    """``sample_points(gaussian_blur(rgb, sigma), points)`` without blurring the whole image:
+    the same Gaussian (cut at 3σ, mirrored at the border) evaluated at each point only.
+    ``rgb`` is ``[h, w, C]``; returns ``[N, C]``."""
+    from ..filters import gaussian_kernel1d
+
+    height, width = rgb.shape[:2]
+    kernel = gaussian_kernel1d(sigma).to(rgb.dtype)
+    radius = kernel.numel() // 2
+    pts = np.clip(np.floor(points).astype(int), 0, [width - 1, height - 1])
+
+    def taps(centre: int, size: int) -> torch.Tensor:
+        index = np.arange(centre - radius, centre + radius + 1)
+        # Reflect-101, as the full-image blur pads (valid for radius < size).
+        index = np.abs(index)
+        index = np.where(index >= size, 2 * (size - 1) - index, index)
+        return torch.from_numpy(np.clip(index, 0, size - 1))
+
+    out = []
+    for x, y in pts:
+        patch = rgb[taps(int(y), height)][:, taps(int(x), width)]  # [k, k, C]
+        out.append(torch.einsum("i,j,ijc->c", kernel, kernel, patch))
+    return torch.stack(out)
+
+
 def skin_likelihood(
     lab: torch.Tensor, samples: torch.Tensor, sample_xy: np.ndarray, tolerance: float = 1.0
 ) -> torch.Tensor:

@@ -19,13 +19,18 @@ face's working grid, not the frame. When the photo is small enough that the work
 *is* the crop (a 1 MP headshot), the op's result is composited directly: the same pixels
 the op computed, no upsampling.
 
-Why the face is 512 px wide on the working grid: every edit made there is smooth at that
-scale. The skin's finest edited band (the medium band, face/50) is 10 px wide there, its
-smallest healed spot (a 2-px-radius pimple on a 400-px face) is still 2.5 px, and the
-guided upsampling carries edges finer than that from the full-resolution guide. A 1 MP
-headshot (face 300 to 500 px) is then edited at full resolution, exactly, and a 24 MP one
-(face ~2000 px) on a copy 1/15 of its crop's pixels. Larger grids (768) cost 2.25x for no
-visible difference in the tests; smaller ones (384) start to lose 2 px spots at 1 MP.
+Why the face is 384 px wide on the working grid: it is FaceParse's own grid, so the region
+masks are used as they are (no resampling, no full-size copies), and it is the scale the
+pack's numbers were measured and tuned at (a 1 MP headshot's face is 300 to 500 px: those
+are edited at, or very near, their own resolution). Everything edited on the grid is smooth
+there: the skin's finest edited band (the medium band, face/50) is 7.7 px wide, its
+smallest healed spot (a 2-px-radius pimple on a 400-px face) is still 3.8 px across, and the
+guided upsampling carries edges finer than that from the full-resolution guide; what is
+finer still is done on full-resolution patches (healed spots on big faces, teeth, eyes). A
+24 MP face (~1900 px) is then edited on a copy 1/25 of its crop's pixels, at the scale its
+1 MP copy is edited at, so both get the same edit: on the reference camera file
+(tests/test_kernel_scale.py) the 24 MP edit brought down to 1 MP matches the 1 MP edit to
+ΔE00 p95 0.69 on the skin with this grid, 1.06 with a 512 px one (which also costs ~1.5x).
 
 The driver owns batch order, faceless frames (passed through bit-exact), device moves,
 the out-of-memory fallback (a face that does not fit on the GPU is redone on the CPU),

@@ -49,7 +49,7 @@ import torch
 from . import comfy
 from .colour import rgb_to_lab
 from .filters import apply_guided, guided_coefficients
-from .masks import Box, bbox, resize_image, upsample_window
+from .masks import Box, bbox, grid_reach, resize_image, upsample_window
 from .regions import Face, FaceRegions
 from .tensors import blend_masked
 
@@ -188,19 +188,7 @@ class FaceWindow:
         full-resolution masks lies in, grown by ``margin``; None when they are empty."""
         grid = self.face.mask(names)
         box = bbox(grid)
-        if box is None:
-            return None
-        grid_h, grid_w = grid.shape
-        full_h, full_w = self.full_size
-        sy, sx = full_h / grid_h, full_w / grid_w
-        # A grid pixel reaches the full-resolution pixels whose bilinear taps include it.
-        reach = Box(
-            math.floor((box.x0 - 0.5) * sx - 0.5),
-            math.floor((box.y0 - 0.5) * sy - 0.5),
-            math.ceil((box.x1 + 0.5) * sx + 0.5),
-            math.ceil((box.y1 + 0.5) * sy + 0.5),
-        )
-        return reach.grow(margin, full_h, full_w)
+        return None if box is None else grid_reach(box, tuple(grid.shape), self.full_size, margin)
 
     def full_box(self, work_box: Box, margin: int = 1) -> Box:
         """The full-resolution window box (clipped) covering a working-grid box."""

@@ -69,6 +69,20 @@ def bbox(mask: torch.Tensor, margin: int = 0, threshold: float = 0.0) -> Box | N
     return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1).grow(margin, height, width)
 
 
+def grid_reach(box: Box, grid_size: tuple[int, int], full_size: tuple[int, int], margin: int = 0) -> Box:
+    """The full-resolution box that bilinear upsampling of a grid spanning ``full_size``
+    reaches from the grid pixels in ``box`` (every full-resolution pixel whose taps include
+    one of them), grown by ``margin`` and clipped."""
+    sy, sx = full_size[0] / grid_size[0], full_size[1] / grid_size[1]
+    reach = Box(
+        math.floor((box.x0 - 0.5) * sx - 0.5),
+        math.floor((box.y0 - 0.5) * sy - 0.5),
+        math.ceil((box.x1 + 0.5) * sx + 0.5),
+        math.ceil((box.y1 + 0.5) * sy + 0.5),
+    )
+    return reach.grow(margin, *full_size)
+
+
 def coordinate_grid(height: int, width: int, device: torch.device | None = None, origin: tuple[float, float] = (0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ys [H, 1], xs [1, W])`` float32 pixel-index coordinates (shifted by ``origin`` = (x, y)),
     broadcastable against each other: ``(xs - cx) ** 2 + (ys - cy) ** 2`` is a distance map."""
@@ -279,6 +293,7 @@ __all__ = [
     "dilate",
     "erode",
     "fill_small_holes",
+    "grid_reach",
     "grow_feather",
     "resize",
     "resize_image",

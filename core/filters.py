@@ -220,12 +220,17 @@ def apply_guided(
     """
     channels, g = a.shape[0], a.shape[1]
     if full_size is None or window is None:
-        a_up, b_up = a, b
-    else:
-        coefficients = torch.cat([a.reshape(channels * g, *a.shape[-2:]), b])
-        stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset, fast=fast)
-        a_up, b_up = stacked[: channels * g].reshape(channels, g, *stacked.shape[-2:]), stacked[channels * g :]
-    return (a_up * guide[None]).sum(1) + b_up
+        return torch.einsum("cghw,ghw->chw", a, guide) + b
+    coefficients = torch.cat([a.reshape(channels * g, *a.shape[-2:]), b])
+    stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset, fast=fast)
+    height, width = stacked.shape[-2:]
+    hwc = stacked.permute(1, 2, 0)
+    if hwc.is_contiguous():
+        # OpenCV's resamplers hand back pixels with their channels together: read it so.
+        a_up = hwc[..., : channels * g].reshape(height, width, channels, g)
+        return torch.einsum("hwcg,ghw->chw", a_up, guide) + hwc[..., channels * g :].permute(2, 0, 1)
+    a_up = stacked[: channels * g].reshape(channels, g, height, width)
+    return torch.einsum("cghw,ghw->chw", a_up, guide) + stacked[channels * g :]
 
 
 def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float, coarse_size: tuple[int, int] | None = None) -> torch.Tensor:

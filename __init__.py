@@ -6,7 +6,9 @@ no model loading, no pip. All imports are relative because ComfyUI has its own
 top-level module called ``nodes``.
 """
 
+from .core import quiet
 from .core.models import register_comfy_folders
+from .core.requirements import guard_nodes, report_missing
 from .nodes import eyes, identity, parse, skin, teeth, upscale
 
 _FAMILIES = (parse, skin, teeth, eyes, identity, upscale)
@@ -22,5 +24,11 @@ for _family in _FAMILIES:
 WEB_DIRECTORY = "./js"
 
 register_comfy_folders()
+
+# Without the pack's requirements (cv2, mediapipe, ...) the nodes still load and are listed;
+# one log line names what is missing and the pip command, and each node fails with the same.
+report_missing()
+guard_nodes(NODE_CLASS_MAPPINGS)
+quiet.configure()  # native libraries' log chatter off unless PORTRAIT_POLISH_VERBOSE=1 (core/quiet.py)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -20,7 +20,7 @@ from typing import Any
 
 log = logging.getLogger("portrait_polish")
 
-PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_DIR = Path(os.path.abspath(__file__)).parent.parent  # as the user sees it (custom_nodes/...), links kept
 
 # Import name -> distribution name (as in requirements.txt). torch comes with ComfyUI.
 REQUIRED_MODULES = {

@@ -102,6 +102,17 @@ class Batch:
 
                 engine = InProcessEngine()
         self.engine = engine
+        self.jobs: list[Job] = []
+        self._cancelled = threading.Event()
+        try:
+            self._load(workflow, name, sets, input_node)
+        except BaseException:
+            self.close()  # an engine made here must not outlive a Batch that failed to start
+            raise
+
+    def _load(self, workflow: str | Path | dict, name: str | None, sets: list[str] | dict[str, Any] | None,
+              input_node: str | None) -> None:
+        engine = self.engine
         if hasattr(engine, "check"):
             engine.check()
         self.object_info = engine.object_info()
@@ -131,8 +142,6 @@ class Batch:
             self.loader = loaders[0]
         else:
             raise ParameterError("the workflow has no LoadImage node to put the input images into")
-        self.jobs: list[Job] = []
-        self._cancelled = threading.Event()
 
     # -- inputs
 
@@ -187,10 +196,12 @@ class Batch:
         results: dict[int, JobResult] = {}
         bar = ProgressBar(len(self.jobs), enabled=self.progress)
         interrupted = False
+        running: int | None = None
         try:
             if self.concurrency == 1 or not hasattr(self.engine, "interrupt"):
                 for index, job in enumerate(self.jobs):
                     bar.status(job.stem, "running")
+                    running = index
                     results[index] = self._run_job(job)
                     bar.finished(str(job.input), results[index])
             else:
@@ -202,7 +213,8 @@ class Batch:
             bar.close()
         for index, job in enumerate(self.jobs):
             if index not in results:
-                results[index] = JobResult(str(job.input), "cancelled", "interrupted", "not run")
+                results[index] = JobResult(str(job.input), "cancelled", "interrupted",
+                                           "interrupted while running" if index == running else "not run")
                 interrupted = True
         interrupted = interrupted or any(r.status == "cancelled" for r in results.values())
         return Summary(

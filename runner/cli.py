@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import EXIT_INTERRUPTED
 
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout piped into e.g. `head`, which stopped reading: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own advice: no second error at exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -111,6 +111,7 @@ class ProgressBar:
         from pathlib import Path
 
         detail = result.outputs[0] if result.status in ("done", "skipped") and result.outputs else result.message
+        detail = (detail or "").splitlines()[0] if detail else ""  # the whole message is in the summary
         line = f"[{self.done}/{self.total}] {result.status:8} {Path(job_input).name} ({result.seconds:.1f} s) {detail or ''}"
         if self._bar is None:
             print(line.rstrip(), file=sys.stderr, flush=True)

@@ -272,3 +272,24 @@ def test_cli_bundled_name_and_print_prompt(tmp_path, capsys):
     assert code == 0 and not (tmp_path / "out").exists()
     teeth = next(node for node in prompt.values() if node["class_type"] == "PortraitPolishTeethWhiten")
     assert teeth["inputs"]["strength"] == 0.25
+
+
+def test_in_process_work_folders_do_not_pile_up(tmp_path, monkeypatch):
+    """A Batch that fails to start closes the engine it made; a killed run's work folder
+    (its process gone) is removed by the next engine."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from portrait_polish.runner import engine_local
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{engine_local.WORK_DIR_PREFIX}{int(dead.stdout)}-abc123"
+    (stale / "output").mkdir(parents=True)
+    live = tmp_path / f"{engine_local.WORK_DIR_PREFIX}1-xyz"  # pid 1 is alive: never touched
+    live.mkdir()
+    with pytest.raises(WorkflowError, match="no output node"):
+        Batch({"1": GRAPH["1"]}, tmp_path / "out", progress=False)  # its own in-process engine
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # the failed Batch's own folder is gone too

@@ -85,7 +85,11 @@ def run_command(args: argparse.Namespace) -> int:
             print(json.dumps(error_summary(str(exc), exc.exit_code, str(args.output)), indent=2))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the batch ran (start-up, checks): nothing was written
+        if args.json:
+            from .summary import error_summary
+
+            print(json.dumps(error_summary("interrupted before the batch started", EXIT_INTERRUPTED, str(args.output)), indent=2))
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

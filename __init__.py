@@ -6,29 +6,33 @@ no model loading, no pip. All imports are relative because ComfyUI has its own
 top-level module called ``nodes``.
 """
 
-from .core import quiet
-from .core.models import register_comfy_folders
-from .core.requirements import guard_nodes, report_missing
-from .nodes import eyes, identity, parse, skin, teeth, upscale
-
-_FAMILIES = (parse, skin, teeth, eyes, identity, upscale)
-
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
-for _family in _FAMILIES:
-    NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
 
 # Served at /extensions/<folder>/ by ComfyUI. The only mechanism that serves js/: pyproject
 # has no [tool.comfy] web entry, so the browser loads each script once.
 WEB_DIRECTORY = "./js"
 
-register_comfy_folders()
+# ComfyUI (and pip's portrait_polish) import this file as a package. pytest, run in a clone
+# whose folder name is no Python name (comfyui-portrait-polish), imports it as a plain file
+# to set up the folder's "package": there is no parent package then, and nothing to register.
+if __package__:
+    from .core.models import register_comfy_folders
+    from .nodes import eyes, identity, parse, photo, plan, skin, teeth, upscale
 
-# Without the pack's requirements (cv2, mediapipe, ...) the nodes still load and are listed;
-# one log line names what is missing and the pip command, and each node fails with the same.
-report_missing()
-guard_nodes(NODE_CLASS_MAPPINGS)
-quiet.configure()  # native libraries' log chatter off unless PORTRAIT_POLISH_VERBOSE=1 (core/quiet.py)
+    for _family in (photo, parse, skin, teeth, eyes, identity, upscale, plan):
+        NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
+        NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
+
+    register_comfy_folders()
+
+    # Without the pack's requirements (cv2, mediapipe, ...) the nodes still load and are listed;
+    # one log line names what is missing and the pip command, and each node fails with the same.
+    from .core import quiet
+    from .core.requirements import guard_nodes, report_missing
+
+    report_missing()
+    guard_nodes(NODE_CLASS_MAPPINGS)
+    quiet.configure()  # native libraries' log chatter off unless PORTRAIT_POLISH_VERBOSE=1 (core/quiet.py)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -6,9 +6,14 @@
 
 Cases live in ``bench/cases_*.py``; each module defines ``CASES``, a list of
 :class:`BenchCase`. Every case runs in its own fresh process, so the peak resident memory
-reported is that case's alone (and on CUDA, the peak allocated GPU memory as well).
-Inputs are synthetic or the public-domain astronaut, resized to the case's size; set
-``PORTRAIT_POLISH_BENCH_PHOTO`` to use one of your own portraits instead.
+reported is that case's alone (and on CUDA, the peak allocated GPU memory as well). The
+``models`` column is the time spent inside the models (YuNet, FaceLandmarker, the selfie
+segmenter, the recognition network: :mod:`core.timing`) during the timed calls; the rest
+is the pack's own work. A case whose call returns ``{"rows": [(name, seconds, models)]}``
+gets those sub-rows printed under it (per node, from the same run).
+Inputs are real photos (``cases_headshot.py``: ../shared/portraits at full size, and any
+photo through ``PORTRAIT_POLISH_BENCH_PHOTO``), synthetic, or the public-domain astronaut
+resized to the case's size.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-SIZES = {"1MP": (1000, 1000), "24MP": (6000, 4000)}
+SIZES = {"1MP": (1000, 1000), "24MP": (6000, 4000), "native": (0, 0)}
 
 
 @dataclass
@@ -58,21 +63,27 @@ def discover() -> list[BenchCase]:
 def run_one(case: BenchCase) -> dict[str, object]:
     import torch
 
+    from portrait_polish.core import timing
+
     width, height = SIZES[case.size]
     fn = case.setup(width, height)
     fn()  # warm-up: model loading and caches are not what we time
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    timing.reset_model_times()
     start = time.perf_counter()
+    result = None
     for _ in range(case.repeats):
-        fn()
+        result = fn()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / case.repeats
+    models = sum(timing.model_times().values()) / case.repeats
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gpu_peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
-    return {"seconds": seconds, "peak_rss": peak_rss, "gpu_peak": gpu_peak}
+    rows = result.get("rows", []) if isinstance(result, dict) else []
+    return {"seconds": seconds, "models": models, "peak_rss": peak_rss, "gpu_peak": gpu_peak, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = "cuda" if os.environ.get("CUDA_VISIBLE_DEVICES", "x") != "" and _cuda() else "cpu"
     print(f"device: {device}, torch threads: {os.environ.get('OMP_NUM_THREADS', 'default')}")
-    header = f"{'kind':9} {'case':40} {'size':5} {'seconds':>9} {'peak RAM':>10} {'peak GPU':>10}  note"
+    header = f"{'kind':9} {'case':44} {'size':6} {'seconds':>8} {'models':>7} {'peak RAM':>9} {'peak GPU':>9}  note"
     print(header)
     print("-" * len(header))
     failures = 0
@@ -110,15 +121,17 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode != 0:
             failures += 1
             last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            print(f"{case.kind:9} {case.name:40} {case.size:5} {'error':>9} {'':>10} {'':>10}  {last[:80]}")
+            print(f"{case.kind:9} {case.name:44} {case.size:6} {'error':>8} {'':>7} {'':>9} {'':>9}  {last[:80]}")
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
-        gpu = f"{row['gpu_peak'] / 2**20:8.0f}MB" if row["gpu_peak"] else f"{'-':>10}"
+        gpu = f"{row['gpu_peak'] / 2**20:7.0f}MB" if row["gpu_peak"] else f"{'-':>9}"
         print(
-            f"{case.kind:9} {case.name:40} {case.size:5} {row['seconds']:9.3f} "
-            f"{row['peak_rss'] / 2**20:8.0f}MB {gpu}  {case.note}",
+            f"{case.kind:9} {case.name:44} {case.size:6} {row['seconds']:8.3f} {row['models']:7.3f} "
+            f"{row['peak_rss'] / 2**20:7.0f}MB {gpu}  {case.note}",
             flush=True,
         )
+        for name, seconds, models in row.get("rows", []):
+            print(f"{'':9}   {name:42} {'':6} {seconds:8.3f} {models:7.3f}", flush=True)
     return 1 if failures else 0
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .filters import box_filter, gaussian_blur, guided_filter
+from .filters import gaussian_blur, guided_filter, masked_blur, smooth_blur
 
 # Fractions of the face width (Face.scale) that set the band boundaries (Gaussian σ).
 FINE_FRACTION = 1.0 / 250.0
@@ -78,99 +78,6 @@ def band_radii(face_scale: float) -> BandRadii:
         medium=max(MIN_SIGMA_MEDIUM, scale * MEDIUM_FRACTION),
         coarse=max(MIN_SIGMA_COARSE, scale * COARSE_FRACTION),
     )
-
-
-def _as_bchw(x: torch.Tensor) -> torch.Tensor:
-    if x.ndim == 2:
-        return x[None, None]
-    if x.ndim == 3:
-        return x[None]
-    return x
-
-
-def _cv2_per_channel(x: torch.Tensor, fn) -> torch.Tensor:
-    """Apply an OpenCV float32 filter to each channel of a CPU ``[C,H,W]`` tensor."""
-    array = x.detach().contiguous().numpy()
-    out = np.empty_like(array)
-    for c in range(array.shape[0]):
-        out[c] = fn(array[c])
-    return torch.from_numpy(out)
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ``[C,H,W]`` float32: OpenCV's (several times faster) on the CPU,
-    :func:`core.filters.gaussian_blur` on a GPU. Reflect borders either way."""
-    if sigma <= 0:
-        return x
-    if x.device.type == "cpu" and x.dtype == torch.float32 and min(x.shape[-2:]) > 1:
-        import cv2
-
-        return _cv2_per_channel(x, lambda a: cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101))
-    return gaussian_blur(x, sigma)
-
-
-def box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``(2r+1)²`` window of ``[C,H,W]`` (OpenCV on the CPU, torch elsewhere)."""
-    if radius <= 0:
-        return x
-    if x.device.type == "cpu" and x.dtype == torch.float32:
-        import cv2
-
-        k = 2 * radius + 1
-        return _cv2_per_channel(x, lambda a: cv2.blur(a, (k, k), borderType=cv2.BORDER_REFLECT_101))
-    return box_filter(x, radius)
-
-
-def guided(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
-    """Guided filter (He et al.) with a grey ``[H,W]`` guide on ``[C,H,W]``: the same maths
-    as :func:`core.filters.guided_filter`, on :func:`box` so the CPU path uses OpenCV."""
-    if guide.device.type != "cpu":
-        return guided_filter(guide[None, None], source[None], radius, eps)[0]
-    g = guide[None]
-    mean_g = box(g, radius)
-    var_g = box(g * g, radius) - mean_g * mean_g
-    mean_s = box(source, radius)
-    cov = box(source * g, radius) - mean_s * mean_g
-    a = cov / (var_g + eps)
-    b = mean_s - a * mean_g
-    return box(a, radius) * g + box(b, radius)
-
-
-def smooth_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ``[C,H,W]`` for smooth results: from σ ≥ 3 on it is computed on an
-    area-downscaled copy (factor ≈ σ/2) and upsampled bilinearly, which costs a fraction
-    of a full-size convolution and differs from it by far less than a skin tone step.
-    """
-    height, width = x.shape[-2:]
-    factor = int(sigma // 2)
-    if sigma < 3 or factor < 2 or min(height, width) < 8 * factor:
-        return blur(x, sigma)
-    small_size = (max(1, math.ceil(height / factor)), max(1, math.ceil(width / factor)))
-    small = F.interpolate(x[None], size=small_size, mode="area")[0]
-    # Area downscaling and bilinear upscaling each add about factor²/12 and factor²/6 of
-    # variance; take that off the blur done at low resolution.
-    sigma_small = math.sqrt(max(sigma**2 - factor**2 / 4.0, (0.5 * factor) ** 2)) / factor
-    small = blur(small.contiguous(), sigma_small)
-    return F.interpolate(small[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-
-
-def masked_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float, min_weight: float = 1e-4) -> torch.Tensor:
-    """Normalised convolution: ``G(x·w) / G(w)``, a Gaussian blur that only listens to
-    pixels where ``weight`` > 0.
-
-    ``x`` is ``[C,H,W]`` (or ``[H,W]``), ``weight`` ``[H,W]``. Where no weighted pixel is
-    near (``G(w)`` below ``min_weight``) the plain blur of ``x`` is returned instead.
-    """
-    squeeze = x.ndim == 2
-    x3 = x[None] if squeeze else x
-    w = weight.to(x3)[None]
-    both = smooth_blur(torch.cat([x3 * w, w]), sigma)
-    num, den = both[:-1], both[-1:]
-    out = num / den.clamp_min(min_weight)
-    fallback = den < min_weight
-    if bool(fallback.any()):
-        out = torch.where(fallback.expand_as(out), smooth_blur(x3, sigma), out)
-    return out[0] if squeeze else out
 
 
 def nearest_inside_index(inside: torch.Tensor) -> torch.Tensor:
@@ -227,13 +134,17 @@ class Bands:
 def _downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
     if factor <= 1:
         return x
-    return F.interpolate(_as_bchw(x), scale_factor=1.0 / factor, mode="area")[0]
+    return F.interpolate(x[None], scale_factor=1.0 / factor, mode="area")[0]
 
 
 def _upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
-    return F.interpolate(_as_bchw(x), size=size, mode="bilinear", align_corners=False)[0]
+    return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def _guided(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    return guided_filter(guide[None], source, radius, eps)
 
 
 def split_bands(x: torch.Tensor, guide: torch.Tensor, radii: BandRadii, eps_scale: float = 1.0) -> Bands:
@@ -243,16 +154,16 @@ def split_bands(x: torch.Tensor, guide: torch.Tensor, radii: BandRadii, eps_scal
     regularisation (larger = more of the variation counts as unevenness).
     """
     height, width = x.shape[-2:]
-    low1 = blur(x, radii.fine)
+    low1 = gaussian_blur(x, radii.fine)
     fine = x - low1
     factor = radii.working_factor
-    guide_lowres = _downscale(blur(guide[None], radii.fine), factor)[0].contiguous()
+    guide_lowres = _downscale(gaussian_blur(guide[None], radii.fine), factor)[0].contiguous()
     low1_lowres = _downscale(low1, factor).contiguous()
     r_medium = max(1, int(round(radii.medium * 1.2 / factor)))
     r_coarse = max(1, int(round(radii.coarse * 1.2 / factor)))
-    low2_lowres = guided(guide_lowres, low1_lowres, r_medium, EPS_MEDIUM * eps_scale)
-    guide2 = guided(guide_lowres, guide_lowres[None], r_medium, EPS_MEDIUM * eps_scale)[0]
-    base_lowres = guided(guide2, low2_lowres, r_coarse, EPS_COARSE * eps_scale)
+    low2_lowres = _guided(guide_lowres, low1_lowres, r_medium, EPS_MEDIUM * eps_scale)
+    guide2 = _guided(guide_lowres, guide_lowres[None], r_medium, EPS_MEDIUM * eps_scale)[0]
+    base_lowres = _guided(guide2, low2_lowres, r_coarse, EPS_COARSE * eps_scale)
     # Back to full size: upsample the two low layers; the medium band takes the
     # remainder, so the four layers still add up to ``x`` exactly.
     low2 = _upscale(low2_lowres, (height, width))

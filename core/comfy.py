@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from contextvars import ContextVar, Token
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -128,3 +130,28 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ------------------------------------------------------------------ input/output folders
+
+_IO_DIRECTORIES: ContextVar[dict[str, Path] | None] = ContextVar("portrait_polish_io_directories", default=None)
+
+
+def use_io_directories(input: Path, output: Path, temp: Path) -> Token:  # noqa: A002 - ComfyUI's folder names
+    """Outside ComfyUI (the in-process runner): where loader and saver nodes read and write."""
+    return _IO_DIRECTORIES.set({"input": Path(input), "output": Path(output), "temp": Path(temp)})
+
+
+def reset_io_directories(token: Token) -> None:
+    _IO_DIRECTORIES.reset(token)
+
+
+def io_directory(kind: str) -> Path | None:
+    """ComfyUI's input / output / temp folder inside ComfyUI, the in-process runner's outside
+    it, None when neither is set."""
+    fp = folder_paths()
+    getter = getattr(fp, f"get_{kind}_directory", None) if fp is not None else None
+    if getter is not None:
+        return Path(getter())
+    directories = _IO_DIRECTORIES.get()
+    return directories.get(kind) if directories else None

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from .models import ModelFileError, cached_model, model_path
+from .tensors import to_uint8
+from .timing import model_time
 
 log = logging.getLogger("portrait_polish")
 
@@ -214,6 +216,10 @@ class EmbeddingBackend(ABC):
         return THRESHOLDS[self.name]
 
 
+# Largest face (box side, px) handed to dlib as is; bigger faces are area-shrunk to it.
+DLIB_FACE_PX = 400.0
+
+
 class DlibBackend(EmbeddingBackend):
     """dlib 5-point alignment + face recognition ResNet (128-d), models loaded by path."""
 
@@ -236,17 +242,32 @@ class DlibBackend(EmbeddingBackend):
         self.lock = threading.Lock()
 
     def embed(self, rgb: np.ndarray, faces: list[FaceLocation]) -> np.ndarray:
+        import cv2
         import dlib
 
         height, width = rgb.shape[:2]
         out = np.zeros((len(faces), self.dim), np.float32)
         for index, face in enumerate(faces):
             x0, y0, x1, y1 = face_window(face, height, width)
-            # dlib takes 8-bit input: this uint8 copy is model input only.
-            crop = np.ascontiguousarray(np.clip(np.round(rgb[y0:y1, x0:x1] * 255.0), 0, 255).astype(np.uint8))
             x, y, w, h = face.box
-            rect = dlib.rectangle(int(round(x - x0)), int(round(y - y0)), int(round(x - x0 + w)), int(round(y - y0 + h)))
-            with self.lock:
+            window = rgb[y0:y1, x0:x1]
+            # dlib cuts its 150 px face chip with bilinear sampling: from a big face that
+            # aliases (and an 8-bit copy of a 24 MP face window costs more than the network).
+            # A face wider than DLIB_FACE_PX is area-shrunk to it first, so a camera file and
+            # its 1 MP copy give the network the same chip.
+            factor = min(1.0, DLIB_FACE_PX / max(w, h, 1.0))
+            if factor < 1.0:
+                size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
+                window = cv2.resize(np.ascontiguousarray(window, np.float32), size, interpolation=cv2.INTER_AREA)
+                factor_x, factor_y = size[0] / (x1 - x0), size[1] / (y1 - y0)
+            else:
+                factor_x = factor_y = 1.0
+            # dlib takes 8-bit input: this uint8 copy is model input only.
+            crop = to_uint8(window)
+            rect = dlib.rectangle(
+                int(round((x - x0) * factor_x)), int(round((y - y0) * factor_y)), int(round((x - x0 + w) * factor_x)), int(round((y - y0 + h) * factor_y))
+            )
+            with self.lock, model_time("recognition"):
                 shape = self.shape_predictor(crop, rect)
                 descriptor = self.recognizer.compute_face_descriptor(crop, shape)
             out[index] = np.asarray(descriptor, np.float32)
@@ -294,7 +315,9 @@ class ArcFaceOnnxBackend(EmbeddingBackend):
         """L2-normalised embeddings for already-aligned crops ``[N,S,S,3]`` float 0..1 RGB."""
         if len(aligned) == 0:
             return np.zeros((0, self.dim), np.float32)
-        raw = self.session.run([self.output_name], {self.input_name: self.preprocess(aligned)})[0]
+        tensor = self.preprocess(aligned)
+        with model_time("recognition"):
+            raw = self.session.run([self.output_name], {self.input_name: tensor})[0]
         raw = np.asarray(raw, np.float32).reshape(len(aligned), -1)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         return raw / np.maximum(norms, 1e-12)

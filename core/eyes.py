@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from . import colour
-from .filters import gaussian_blur
-from .regions import Face, FaceRegions, ImageFaces, apply_per_face, dilate_mask
-from .teeth import _bbox, _smoothstep, masked_smooth
-from .tensors import blend_masked
+from .filters import masked_blur
+from .kernel import Correction, FaceWindow, Patch, apply_per_face
+from .landmarks import IRIS_POINTS, LANDMARK_COUNT, LOWER_LID
+from .masks import Box, bbox, coordinate_grid, smoothstep
+from .regions import Face, FaceRegions, ImageFaces
+from .under_eye import soften_under_eye, under_eye_band
 
 log = logging.getLogger("portrait_polish")
 
@@ -46,12 +49,12 @@ log = logging.getLogger("portrait_polish")
 MIN_OPEN_EYE_FRACTION = 0.0025
 MIN_EYE_PIXELS = 30.0
 
-# MediaPipe FaceMesh lower-lid contours (outer to inner corner) and iris points.
-LOWER_LID = {
-    "right": (33, 7, 163, 144, 145, 153, 154, 155, 133),
-    "left": (263, 249, 390, 373, 374, 380, 381, 382, 362),
-}
-IRIS_POINTS = {"right": (468, 469, 470, 471, 472), "left": (473, 474, 475, 476, 477)}
+
+
+def _masked_smooth(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The Gaussian mean of ``values`` over the pixels ``weight`` covers (the value itself
+    where the mask has no support)."""
+    return masked_blur(values, weight, sigma, min_weight=1e-3, fallback="value", exact=True)
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,8 @@ def sclera_likelihood(lab: torch.Tensor, sclera: torch.Tensor) -> torch.Tensor:
         ref_b = weighted_quantile(b_star, sclera * bright, 0.5)
     else:
         ref_b = weighted_quantile(b_star, sclera, 0.3)
-    gate_l = _smoothstep(white_l - 32.0, white_l - 18.0, light)
-    gate_b = 1.0 - _smoothstep(ref_b + 5.0, ref_b + 11.0, b_star)
+    gate_l = smoothstep(light, white_l - 32.0, white_l - 18.0)
+    gate_b = 1.0 - smoothstep(b_star, ref_b + 5.0, ref_b + 11.0)
     return gate_l * gate_b
 
 
@@ -188,13 +191,13 @@ def enhance_sclera(lab: torch.Tensor, sclera: torch.Tensor, strength: float) -> 
     # Corners and the lid's shadow are broad, so they are not "veins" and keep their shading.
     width = float((sclera > 0).any(dim=0).sum())
     sigma = max(1.0, width / 25.0)
-    local_a = masked_smooth(a_star, sclera, sigma)
-    vein = _smoothstep(2.0, 7.0, a_star - local_a)
-    local_l = masked_smooth(light, sclera * (1.0 - vein), sigma)
+    local_a = _masked_smooth(a_star, sclera, sigma)
+    vein = smoothstep(a_star - local_a, 2.0, 7.0)
+    local_l = _masked_smooth(light, sclera * (1.0 - vein), sigma)
     vein_fill = min(1.0, 1.6 * s) * vein * (local_l - light).clamp_min(0.0)
     # Gentle additive lift: differences (corners, lid shadow) are kept exactly; fades out
     # toward highlights so nothing clips to flat white.
-    lift = 5.0 * s * (1.0 - _smoothstep(82.0, 96.0, light))
+    lift = 5.0 * s * (1.0 - smoothstep(light, 82.0, 96.0))
     new_l = (light + vein_fill + lift).clamp(0.0, 100.0)
     return torch.stack([new_l, new_a, b_star], dim=-1)
 
@@ -208,7 +211,7 @@ def _iris_geometry(iris: torch.Tensor, points: torch.Tensor | None) -> tuple[flo
         # Trust the landmarks only when they make a sensible circle inside this window.
         if radius >= 1.0 and 0 <= float(centre[0]) < width and 0 <= float(centre[1]) < height:
             return float(centre[0]), float(centre[1]), radius
-    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=iris.device), torch.arange(width, dtype=torch.float32, device=iris.device), indexing="ij")
+    yy, xx = coordinate_grid(height, width, iris.device)
     total = float(iris.sum())
     cx = float((xx * iris).sum()) / total
     cy = float((yy * iris).sum()) / total
@@ -240,7 +243,7 @@ def catchlight_search_area(iris: torch.Tensor, centre_x: float, centre_y: float,
     """Where a catchlight may be: the iris core (mask > 0.5) within 0.85 radii of its centre,
     so the bright white at the iris's soft edge is never mistaken for one."""
     height, width = iris.shape
-    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=iris.device), torch.arange(width, dtype=torch.float32, device=iris.device), indexing="ij")
+    yy, xx = coordinate_grid(height, width, iris.device)
     inside = ((xx - centre_x) ** 2 + (yy - centre_y) ** 2) <= (0.85 * radius) ** 2
     return (iris > 0.5) & inside
 
@@ -280,16 +283,16 @@ def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, p
     cx, cy, radius = _iris_geometry(iris, points)
     if settings.iris > 0:
         sigma = max(0.8, 0.18 * radius)
-        detail = light - masked_smooth(light, iris, sigma)
+        detail = light - _masked_smooth(light, iris, sigma)
         # The caller blends with the soft iris weight, so each pixel finally gets α·w·detail:
         # solve with the weight included.
         amount = _solve_detail_amount(light, detail * iris, core, iris_contrast_target(settings.iris))
         new_l = light + amount * detail
     if settings.limbal_ring > 0 and radius > 2:
         height, width = light.shape
-        yy, xx = torch.meshgrid(torch.arange(height, dtype=light.dtype, device=light.device), torch.arange(width, dtype=light.dtype, device=light.device), indexing="ij")
+        yy, xx = coordinate_grid(height, width, light.device)
         r = torch.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / radius
-        ring = _smoothstep(0.72, 0.95, r)
+        ring = smoothstep(r, 0.72, 0.95)
         new_l = new_l * (1.0 - 0.15 * min(settings.limbal_ring, 1.0) * ring)
     if settings.catchlight > 0:
         area = catchlight_search_area(iris, cx, cy, radius)
@@ -298,7 +301,7 @@ def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, p
             _y, _x, peak, threshold = found
             # Monotone in L* (slope ≥ 1 − k > 0), so the brightest pixel stays the brightest;
             # only inside the search area (never the white at the iris's edge).
-            weight = _smoothstep(threshold, peak, new_l) * area.to(new_l.dtype)
+            weight = smoothstep(new_l, threshold, peak) * area.to(new_l.dtype)
             k = 0.6 * min(settings.catchlight, 1.0)
             new_l = new_l + k * (100.0 - new_l).clamp_min(0.0) * weight
     new_l = torch.where(pupil, torch.minimum(new_l, light), new_l).clamp(0.0, 100.0)
@@ -311,224 +314,166 @@ def enhance_iris(lab: torch.Tensor, iris: torch.Tensor, settings: EyeSettings, p
     return torch.stack([new_l, new_a, new_b], dim=-1)
 
 
-# ----------------------------------------------------------------------------------- under-eye
-
-
-def under_eye_band(face: Face, side: str, eye_mask: torch.Tensor) -> torch.Tensor:
-    """Soft band ``[h, w]`` on the face crop below the ``side`` eye's lower lid (0 outside).
-
-    The lid line comes from MediaPipe's lower-lid landmarks when the face has 478 of them,
-    else from the lower edge of the eye masks. The band starts a little below the lid and
-    reaches ~0.38 eye widths down, tapering at both corners; the eye itself (dilated) and
-    anything outside the skin mask are cut out.
-    """
-    height, width = face.crop_size
-    x0, y0 = face.crop[0], face.crop[1]
-    lid: torch.Tensor | None = None
-    if face.landmarks is not None and face.landmarks.shape[0] >= 478:
-        lid = face.landmarks[list(LOWER_LID[side])].to(torch.float32).cpu() - torch.tensor([float(x0), float(y0)])
-    else:
-        cols = (eye_mask > 0.5).any(dim=0).nonzero().flatten()
-        if cols.numel() >= 4:
-            xs = torch.linspace(float(cols.min()), float(cols.max()), 9)
-            ys = []
-            for xv in xs.round().long().tolist():
-                rows = (eye_mask[:, xv] > 0.5).nonzero().flatten()
-                ys.append(float(rows.max()) if rows.numel() else float("nan"))
-            lid = torch.stack([xs, torch.tensor(ys)], dim=-1)
-            lid = lid[torch.isfinite(lid[:, 1])]
-    band = torch.zeros(height, width)
-    if lid is None or lid.shape[0] < 3:
-        return band
-    lid = lid[torch.argsort(lid[:, 0])]
-    eye_width = float(lid[-1, 0] - lid[0, 0])
-    if eye_width < 6:
-        return band
-    # Work on a window around the band only (a 24 MP face crop must not cost a full-crop
-    # dilation): the lid's columns, and from the lid's top to 0.4 eye widths below it.
-    radius = max(1, int(0.04 * eye_width))
-    wx0 = max(0, int(float(lid[0, 0])) - 1)
-    wx1 = min(width, int(math.ceil(float(lid[-1, 0]))) + 2)
-    wy0 = max(0, int(float(lid[:, 1].min())) - radius - 1)
-    wy1 = min(height, int(math.ceil(float(lid[:, 1].max()) + 0.4 * eye_width)) + 2)
-    if wx1 <= wx0 or wy1 <= wy0:
-        return band
-    xs = torch.arange(wx0, wx1, dtype=torch.float32)
-    # Lid height per column (linear interpolation along the sorted landmark polyline).
-    idx = torch.searchsorted(lid[:, 0].contiguous(), xs).clamp(1, lid.shape[0] - 1)
-    xa, xb = lid[idx - 1, 0], lid[idx, 0]
-    ya, yb = lid[idx - 1, 1], lid[idx, 1]
-    t = ((xs - xa) / (xb - xa).clamp_min(1e-3)).clamp(0.0, 1.0)
-    lid_y = ya + t * (yb - ya)
-    # Horizontal taper: full in the middle of the eye, fading to zero at the corners.
-    u = (xs - float(lid[0, 0])) / eye_width
-    across = torch.sin(math.pi * u.clamp(0.0, 1.0)) ** 0.7
-    ys = torch.arange(wy0, wy1, dtype=torch.float32)[:, None]
-    depth = (ys - lid_y[None, :]) / eye_width
-    down = _smoothstep(0.02, 0.08, depth) * (1.0 - _smoothstep(0.22, 0.38, depth))
-    window = down * across[None, :]
-    # The eye itself (dilated: lashes) is never part of the band; dilate on a padded window
-    # so eye pixels just outside it still count.
-    py0, py1 = max(0, wy0 - radius), min(height, wy1 + radius)
-    px0, px1 = max(0, wx0 - radius), min(width, wx1 + radius)
-    eyes = dilate_mask((eye_mask[py0:py1, px0:px1] > 0.05).to(torch.float32).cpu(), radius)
-    window = window * (1.0 - eyes[wy0 - py0 : wy1 - py0, wx0 - px0 : wx1 - px0])
-    skin = face.masks.get("skin")
-    if skin is not None:
-        window = window * skin[wy0:wy1, wx0:wx1].to(torch.float32).cpu()
-    band[wy0:wy1, wx0:wx1] = window.clamp(0.0, 1.0)
-    return band
-
-
-def soften_under_eye(lab: torch.Tensor, band: torch.Tensor, eye_width: float, strength: float) -> torch.Tensor:
-    """Lift the band's low-pass L* toward the cheek just below it; texture is kept as is."""
-    light = lab[..., 0]
-    sigma = max(1.0, 0.08 * eye_width)
-    low = masked_smooth(light, torch.ones_like(light), sigma)
-    # The cheek reference: the low-pass L* just under the band (same columns, further down).
-    rows = (band > 0.05).any(dim=1).nonzero().flatten()
-    cols = (band > 0.05).any(dim=0).nonzero().flatten()
-    if rows.numel() == 0 or cols.numel() == 0:
-        return lab
-    r1 = int(rows.max()) + 1
-    r2 = min(light.shape[0], r1 + max(2, int(0.2 * eye_width)))
-    if r2 <= r1:
-        return lab
-    reference = float(low[r1:r2, int(cols.min()) : int(cols.max()) + 1].median())
-    deficit = (reference - low).clamp_min(0.0)
-    lift = gaussian_blur(deficit[None, None], sigma)[0, 0] * band * min(strength, 1.0)
-    new_l = (light + lift).clamp(0.0, 100.0)
-    return torch.stack([new_l, lab[..., 1], lab[..., 2]], dim=-1)
-
-
 # ------------------------------------------------------------------------------------ per face
 
 
-def caruncle_protection(face: Face, side: str, origin: tuple[int, int], shape: tuple[int, int]) -> torch.Tensor | None:
-    """0 near the eye's inner corner, 1 elsewhere (None without 478 landmarks).
+def caruncle_protection(face: Face, side: str, box: Box) -> torch.Tensor | None:
+    """0 near the eye's inner corner, 1 elsewhere, on ``box`` (image coordinates); None
+    without 478 landmarks.
 
     The caruncle, the pink knob in the inner corner, is part of the eye-white polygon but
     not of the white: a retoucher leaves it pink. Radius: 0.08 eye widths fully protected,
     fading out by 0.16.
     """
-    if face.landmarks is None or face.landmarks.shape[0] < 478:
+    if face.landmarks is None or face.landmarks.shape[0] < LANDMARK_COUNT:
         return None
     outer, inner = LOWER_LID[side][0], LOWER_LID[side][-1]
     points = face.landmarks[[outer, inner]].to(torch.float32).cpu()
     eye_width = float(torch.linalg.norm(points[1] - points[0]))
     if eye_width < 4:
         return None
-    cx = float(points[1, 0]) - face.crop[0] - origin[0]
-    cy = float(points[1, 1]) - face.crop[1] - origin[1]
-    yy, xx = torch.meshgrid(torch.arange(shape[0], dtype=torch.float32), torch.arange(shape[1], dtype=torch.float32), indexing="ij")
-    distance = torch.sqrt((xx - cx) ** 2 + (yy - cy) ** 2) / eye_width
-    return _smoothstep(0.08, 0.16, distance)
+    yy, xx = coordinate_grid(box.height, box.width, origin=(float(box.x0), float(box.y0)))
+    distance = torch.sqrt((xx - float(points[1, 0])) ** 2 + (yy - float(points[1, 1])) ** 2) / eye_width
+    return smoothstep(distance, 0.08, 0.16)
 
 
-def _window(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
-    return _bbox(mask, margin)
-
-
-def _skin_colour(rgb: torch.Tensor, face: Face) -> SkinColour | None:
-    skin = face.masks.get("skin")
-    if skin is None or float(skin.sum()) < 50:
+def _skin_colour(window: FaceWindow) -> SkinColour | None:
+    """The face's median skin colour, from a subsampled working copy."""
+    skin = window.mask("skin") if "skin" in window.face.masks else None
+    if skin is None or float(skin.sum()) < 50 * window.factor**2:
         return None
-    box = _bbox(skin, 0)
+    box = bbox(skin)
     assert box is not None
-    y0, y1, x0, x1 = box
-    step = max(1, int(max(y1 - y0, x1 - x0) // 256))
-    sub = rgb[y0:y1:step, x0:x1:step, :]
-    weight = skin[y0:y1:step, x0:x1:step].to(sub.device)
+    step = max(1, int(max(box.height, box.width) // 256))
+    sub = window.work[box.y0 : box.y1 : step, box.x0 : box.x1 : step, :]
+    weight = skin[box.y0 : box.y1 : step, box.x0 : box.x1 : step]
     lab = colour.rgb_to_lab(sub.to(torch.float32))
     return SkinColour(*(weighted_quantile(lab[..., c], weight, 0.5) for c in range(3)))
 
 
-def enhance_eyes_face(rgb: torch.Tensor, face: Face, settings: EyeSettings, device: torch.device | None = None) -> torch.Tensor:
-    """The per-face op for :func:`apply_per_face`: edits each open eye of one face crop."""
-    if not settings.any():
-        return rgb
-    target = device or rgb.device
-    out = rgb
-    skin: SkinColour | None = None
-    skin_measured = False
-    for side in ("right", "left"):
-        sclera_full = face.masks.get(f"{side}_eye_white")
-        iris_full = face.masks.get(f"{side}_iris")
-        if sclera_full is None and iris_full is None:
-            continue
-        zeros = torch.zeros(face.crop_size)
-        sclera_full = (sclera_full if sclera_full is not None else zeros).to(torch.float32).cpu()
-        iris_full = (iris_full if iris_full is not None else zeros).to(torch.float32).cpu()
-        eye_full = torch.maximum(sclera_full, iris_full)
-        box = _window(eye_full, margin=2)
-        if box is None:
-            continue
-        if not skin_measured:
-            skin, skin_measured = _skin_colour(rgb, face), True
-        y0, y1, x0, x1 = box
-        patch = out[y0:y1, x0:x1, :].to(target)
-        sclera = sclera_full[y0:y1, x0:x1].to(target)
-        iris = iris_full[y0:y1, x0:x1].to(target)
-        lab = colour.rgb_to_lab(patch)
-        check = check_eye_open(lab, sclera, iris, float(face.scale), skin)
-        if not check.open:
-            log.info("portrait_polish: EyeEnhance: %s eye left unchanged: %s", side, check.reason)
-            continue
-        edited_lab = lab
-        weight = torch.zeros_like(sclera)
-        if settings.sclera > 0 and float(sclera.sum()) >= 4:
-            white = sclera * sclera_likelihood(lab, sclera)
-            protect = caruncle_protection(face, side, (x0, y0), white.shape)
-            if protect is not None:
-                white = white * protect.to(white.device)
-            if float(white.sum()) >= 4:
-                sclera_lab = enhance_sclera(lab, white, settings.sclera)
-                edited_lab = lab + (sclera_lab - lab) * white[..., None]
-                weight = torch.maximum(weight, white)
-        if (settings.iris > 0 or settings.iris_saturation > 0 or settings.limbal_ring > 0 or settings.catchlight > 0) and float(iris.sum()) >= 4:
-            points = None
-            if face.landmarks is not None and face.landmarks.shape[0] >= 478:
-                offset = torch.tensor([float(face.crop[0] + x0), float(face.crop[1] + y0)])
-                points = face.landmarks[list(IRIS_POINTS[side])].to(torch.float32).cpu() - offset
-            iris_lab = enhance_iris(edited_lab, iris, settings, points)
-            edited_lab = edited_lab + (iris_lab - edited_lab) * iris[..., None]
-            weight = torch.maximum(weight, iris)
-        # Only pixels whose Lab actually changed are rewritten (the Lab round trip is not
-        # bit-exact, so a part that found nothing to do, e.g. no catchlight, must not touch them).
-        weight = weight * (edited_lab != lab).any(dim=-1).to(weight.dtype)
-        if float(weight.sum()) > 0:
-            edited = colour.lab_to_rgb(edited_lab).to(patch.dtype)
-            # edited_lab already carries the soft mask blend; the indicator keeps the rest exact.
-            patch_out = blend_masked(patch, edited, (weight > 0).to(patch.dtype))
-            if out is rgb:
-                out = rgb.clone()
-            out[y0:y1, x0:x1, :] = patch_out.to(rgb.device)
-        if settings.under_eye > 0:
-            band = under_eye_band(face, side, eye_full)
-            band_box = _window(band, margin=0)
-            if band_box is not None:
-                by0, by1, bx0, bx1 = band_box
-                # Include the cheek just below the band: it is the lift's reference.
-                eye_width = float(max(bx1 - bx0, 1))
-                ey1 = min(face.crop_size[0], by1 + int(0.25 * eye_width) + 2)
-                patch2 = out[by0:ey1, bx0:bx1, :].to(target)
-                band_p = torch.zeros(ey1 - by0, bx1 - bx0, device=target)
-                band_p[: by1 - by0] = band[by0:by1, bx0:bx1].to(target)
-                lab2 = colour.rgb_to_lab(patch2)
-                soft = soften_under_eye(lab2, band_p, eye_width, settings.under_eye)
-                if soft is not lab2:
-                    edited2 = colour.lab_to_rgb(soft).to(patch2.dtype)
-                    if out is rgb:
-                        out = rgb.clone()
-                    out[by0:ey1, bx0:bx1, :] = blend_masked(patch2, edited2, (band_p > 0).to(patch2.dtype)).to(rgb.device)
-    return out
+def _eye_masks(face: Face, side: str, image_box: Box, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return face.window_mask(f"{side}_eye_white", image_box).to(device), face.window_mask(f"{side}_iris", image_box).to(device)
 
 
-def enhance_eyes(image: torch.Tensor, regions: FaceRegions, settings: EyeSettings, device: torch.device | None = None, progress=None) -> torch.Tensor:
+def _edit_eye(pixels: torch.Tensor, face: Face, side: str, image_box: Box, settings: EyeSettings) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Sclera and iris of one (open) eye on its full-resolution patch (``image_box``)."""
+    sclera, iris = _eye_masks(face, side, image_box, pixels.device)
+    lab = colour.rgb_to_lab(pixels)
+    edited_lab = lab
+    weight = torch.zeros_like(sclera)
+    if settings.sclera > 0 and float(sclera.sum()) >= 4:
+        white = sclera * sclera_likelihood(lab, sclera)
+        protect = caruncle_protection(face, side, image_box)
+        if protect is not None:
+            white = white * protect.to(white.device)
+        if float(white.sum()) >= 4:
+            sclera_lab = enhance_sclera(lab, white, settings.sclera)
+            edited_lab = lab + (sclera_lab - lab) * white[..., None]
+            weight = torch.maximum(weight, white)
+    if (settings.iris > 0 or settings.iris_saturation > 0 or settings.limbal_ring > 0 or settings.catchlight > 0) and float(iris.sum()) >= 4:
+        points = None
+        if face.landmarks is not None and face.landmarks.shape[0] >= LANDMARK_COUNT:
+            offset = torch.tensor([float(image_box.x0), float(image_box.y0)])
+            points = face.landmarks[list(IRIS_POINTS[side])].to(torch.float32).cpu() - offset
+        iris_lab = enhance_iris(edited_lab, iris, settings, points)
+        edited_lab = edited_lab + (iris_lab - edited_lab) * iris[..., None]
+        weight = torch.maximum(weight, iris)
+    # Only pixels whose Lab actually changed are rewritten (the Lab round trip is not
+    # bit-exact, so a part that found nothing to do, e.g. no catchlight, must not touch them).
+    # edited_lab already carries the soft mask blend; the indicator keeps the rest exact.
+    changed = (weight * (edited_lab != lab).any(dim=-1).to(weight.dtype)) > 0
+    if not bool(changed.any()):
+        return None
+    return colour.lab_to_rgb(edited_lab).to(pixels.dtype), changed.to(pixels.dtype)
+
+
+def _region_box(window: FaceWindow, names: list[str], margin: int) -> Box | None:
+    """The window box (full resolution) every pixel of the named regions' full-resolution
+    masks lies in, grown by ``margin``."""
+    grid = window.face.mask(names)
+    box = bbox(grid)
+    if box is None:
+        return None
+    grid_h, grid_w = grid.shape
+    full_h, full_w = window.full_size
+    sy, sx = full_h / grid_h, full_w / grid_w
+    # A grid pixel reaches the full-resolution pixels whose bilinear taps include it.
+    reach = Box(math.floor((box.x0 - 0.5) * sx - 0.5), math.floor((box.y0 - 0.5) * sy - 0.5), math.ceil((box.x1 + 0.5) * sx + 0.5), math.ceil((box.y1 + 0.5) * sy + 0.5))
+    return reach.grow(margin, full_h, full_w)
+
+
+def eye_op(settings: EyeSettings) -> Callable[[FaceWindow], Correction | None]:
+    """EyeEnhance as a kernel op: every part is a small full-resolution patch per eye.
+
+    An eye is about 1 % of its face's crop, and what is edited there (red veins a few
+    pixels wide, the iris's crypts, a catchlight) is finer than the working grid, so the
+    eyes are edited at the photo's own resolution; the under-eye band likewise (a smooth
+    lift, but on a window far smaller than the crop).
+    """
+
+    def op(window: FaceWindow) -> Correction | None:
+        face = window.face
+        patches: list[Patch] = []
+        skin: list[SkinColour | None] = []
+
+        def skin_colour() -> SkinColour | None:
+            if not skin:
+                skin.append(_skin_colour(window))
+            return skin[0]
+
+        for side in ("right", "left"):
+            names = [n for n in (f"{side}_eye_white", f"{side}_iris") if n in face.masks]
+            if not names:
+                continue
+            box = _region_box(window, names, margin=2)
+            if box is None:
+                continue
+            image_box = box.shift(window.box.x0, window.box.y0)
+            # Is it open and uncovered? Judged once, on the eye's own pixels; a shut eye or
+            # one behind sunglasses gets nothing, its under-eye included.
+            rows, cols = box.slices()
+            sclera, iris = _eye_masks(face, side, image_box, window.device)
+            check = check_eye_open(colour.rgb_to_lab(window.full[rows, cols]), sclera, iris, float(face.scale), skin_colour())
+            if not check.open:
+                log.info("portrait_polish: EyeEnhance: %s eye left unchanged: %s", side, check.reason)
+                continue
+            patches.append(Patch(box, lambda pixels, side=side, image_box=image_box: _edit_eye(pixels, face, side, image_box, settings)))
+            if settings.under_eye > 0:
+                under = _under_eye_patch(window, side, settings.under_eye)
+                if under is not None:
+                    patches.append(under)
+        return Correction(patches=patches) if patches else None
+
+    return op
+
+
+def _under_eye_patch(window: FaceWindow, side: str, strength: float) -> Patch | None:
+    found = under_eye_band(window.face, side)
+    if found is None:
+        return None
+    band_box, band = found
+    # Include the cheek just below the band: it is the lift's reference.
+    eye_width = float(max(band_box.width, 1))
+    box = Box(band_box.x0, band_box.y0, band_box.x1, min(window.box.y1, band_box.y1 + int(0.25 * eye_width) + 2))
+    local = box.shift(-window.box.x0, -window.box.y0)
+
+    def edit(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        band_p = torch.zeros(pixels.shape[:2], device=pixels.device)
+        band_p[: band.shape[0], : band.shape[1]] = band.to(pixels.device)
+        lab = colour.rgb_to_lab(pixels)
+        soft = soften_under_eye(lab, band_p, eye_width, strength)
+        if soft is lab:
+            return None
+        return colour.lab_to_rgb(soft).to(pixels.dtype), (band_p > 0).to(pixels.dtype)
+
+    return Patch(local, edit)
+
+
+def enhance_eyes(image: torch.Tensor, regions: FaceRegions, settings: EyeSettings, device: torch.device | None = None) -> torch.Tensor:
     """Enhance every open eye of every face in an RGB IMAGE ``[B, H, W, 3]`` (new tensor)."""
     if not settings.any():
         return image
-    return apply_per_face(image, regions, lambda crop, face: enhance_eyes_face(crop, face, settings, device), progress)
+    return apply_per_face(image, regions, eye_op(settings), name="EyeEnhance", device=device).image
 
 
 def eye_regions_from_mask(image: torch.Tensor, mask: torch.Tensor) -> FaceRegions:
@@ -564,7 +509,7 @@ def eye_regions_from_mask(image: torch.Tensor, mask: torch.Tensor) -> FaceRegion
             values = light[soft > 0]
             lo, hi = float(torch.quantile(values, 0.1)), float(torch.quantile(values, 0.9))
             split = 0.5 * (lo + hi)
-            white = _smoothstep(split - 3.0, split + 3.0, light)
+            white = smoothstep(light, split - 3.0, split + 3.0)
             face = Face(
                 box=(float(x0), float(y0), float(x1 - x0), float(y1 - y0)),
                 score=1.0,
@@ -581,7 +526,7 @@ def eye_regions_from_mask(image: torch.Tensor, mask: torch.Tensor) -> FaceRegion
 __all__ = [
     "EyeSettings",
     "enhance_eyes",
-    "enhance_eyes_face",
+    "eye_op",
     "eye_regions_from_mask",
     "check_eye_open",
     "find_catchlight",

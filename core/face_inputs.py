@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import torch
 
+from .masks import resize
 from .regions import FaceRegions, ImageFaces
 from .tensors import as_image_batch, as_mask_batch, from_rgb
 
@@ -30,8 +31,9 @@ def limit_regions_by_mask(regions: FaceRegions, mask: torch.Tensor, batch: int, 
         limit = masks[frame].to(torch.float32).cpu()
         faces = []
         for face in item.faces:
-            x0, y0, x1, y1 = face.crop
-            window = limit[y0:y1, x0:x1]
+            rows, cols = face.crop_box.slices()
+            # The limit on the face's own mask grid (area-averaged when the grid is coarser).
+            window = resize(limit[rows, cols], face.grid_size)
             faces.append(replace(face, masks={name: value * window.to(value.device) for name, value in face.masks.items()}))
         images.append(replace(item, faces=faces))
     return replace(regions, images=images)

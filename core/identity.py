@@ -48,8 +48,9 @@ import torch
 from . import comfy
 from .detect import box_iou
 from .embed import DEFAULT_BACKEND, EmbeddingBackend, FaceLocation, get_backend
+from .masks import Box, upsample_window
 from .regions import Face, FaceRegions, ImageFaces
-from .tensors import check_same_size, from_rgb, to_rgb
+from .tensors import check_same_size, from_rgb, to_rgb, to_uint8
 
 log = logging.getLogger("portrait_polish")
 
@@ -130,11 +131,6 @@ class GuardResult:
 
 # ---------------------------------------------------------------------------------------
 # Faces
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """8-bit copy for detector input only."""
-    return np.ascontiguousarray(np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8))
 
 
 # The detector never looks at more than this (core.detect works at 640 and 1280 px): a
@@ -245,24 +241,29 @@ def ellipse_mask(face: FaceLocation, window: tuple[int, int, int, int]) -> np.nd
 
 
 def region_mask(face: Face, window: tuple[int, int, int, int]) -> np.ndarray:
-    """The parsed "face" region (skin, features) of ``face`` on ``window``, grown and feathered."""
+    """The parsed "face" region (skin, features) of ``face`` on ``window``, grown and feathered.
+
+    Growing and feathering happen on the face's mask grid (padded so neither is cut at the
+    crop's edge); only the result is brought to full resolution, on ``window`` alone.
+    """
     import cv2
 
     x0, y0, x1, y1 = window
-    out = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cx0, cy0, cx1, cy1 = face.crop
-    mask = face.mask("face").detach().to("cpu", torch.float32).numpy()
-    ix0, iy0, ix1, iy1 = max(x0, cx0), max(y0, cy0), min(x1, cx1), min(y1, cy1)
-    if ix1 <= ix0 or iy1 <= iy0 or not mask.any():
-        return out
-    out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = mask[iy0 - cy0 : iy1 - cy0, ix0 - cx0 : ix1 - cx0]
-    size = face.scale if face.scale > 0 else max(face.box[2], face.box[3])
+    grid = face.mask("face").detach().to("cpu", torch.float32).numpy()
+    if not grid.any():
+        return np.zeros((y1 - y0, x1 - x0), np.float32)
+    size = face.grid_scale if face.scale > 0 else max(face.box[2], face.box[3]) * face.grid_factor
     grow = max(1, int(round(REGION_GROW * size)))
-    out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     sigma = max(0.5, REGION_FEATHER * size)
-    feathered = cv2.GaussianBlur(out, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
-    # Keep it confined to the grown region so everything outside stays bit-exact.
-    return np.where(out > 0, np.minimum(feathered * 2.0, 1.0), 0.0).astype(np.float32)
+    pad = grow + int(np.ceil(3 * sigma)) + 1
+    grown = cv2.dilate(np.pad(grid, pad), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    feathered = cv2.GaussianBlur(grown, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
+    crop = face.crop_box
+    local = Box(x0, y0, x1, y1).shift(-crop.x0, -crop.y0)
+    layers = upsample_window(torch.from_numpy(np.stack([grown, feathered])), crop.size, local, grid_size=face.grid_size, offset=(float(pad), float(pad)))
+    grown_up, feathered_up = layers[0].numpy(), layers[1].numpy()
+    # Confined to the grown region so everything outside it stays bit-exact.
+    return np.where(grown_up > 0, np.minimum(feathered_up * 2.0, 1.0), 0.0).astype(np.float32)
 
 
 def blend_region(
@@ -461,7 +462,12 @@ def guard_identity(
     def original_faces(index: int) -> tuple[list[FaceLocation], list[Face | None], np.ndarray]:
         if index not in original_cache:
             rgb = orig_np[index]
-            detected = detect(rgb)
+            known = parsed_frames[index].info.get("detections") if parsed_frames is not None else None
+            if isinstance(known, list):
+                # FaceParse already ran the same detector on this original.
+                detected = [FaceLocation(box, kps) for box, score, kps in known if score >= DETECT_CONFIDENCE]
+            else:
+                detected = detect(rgb)
             faces = faces_from_regions(parsed_frames[index]) if parsed_frames is not None else None
             if faces is not None:
                 parsed_faces: list[Face | None] = list(parsed_frames[index].faces)  # type: ignore[index]
@@ -529,7 +535,7 @@ def guard_identity(
         source_of = {id(r): src for r, src in zip(reports, sources, strict=True)}
 
         failed = [r for r in reports if not r.passed]
-        frame_out = ret_np[frame]
+        frame_out: np.ndarray | None = None  # the corrected frame, when the action changes it
         if failed and action == "report":
             for r in failed:
                 r.action = "report"
@@ -554,7 +560,7 @@ def guard_identity(
                 window, mask = blend_region(faces[index], ret_face, parsed_faces[index], height, width)
                 amount, final = search_blend(scorer, frame_out, orig_np[orig_index], window, mask, threshold_value)
                 r.action, r.blend, r.final_score = "blend", float(amount), float(final)
-        if frame_out is not ret_np[frame]:
+        if frame_out is not None:
             write_frame(frame, frame_out)
         for r in failed:
             log.info(

@@ -1,29 +1,28 @@
 """The FACE_REGIONS type: what FaceParse finds, once per graph, for every other node.
 
 Layout (see DESIGN.md): per batch image an :class:`ImageFaces`; per face a :class:`Face`
-with its box, landmarks and soft (0..1) region masks stored **on a crop** around the face
-(``Face.crop`` = ``(x0, y0, x1, y1)`` in image pixels), never as full-frame masks, so a
-24 MP frame with six faces stays cheap. Full-frame masks are made on demand with
-:func:`full_frame_mask`.
+with its box, landmarks and soft (0..1) region masks. The masks cover a crop around the
+face (``Face.crop`` = ``(x0, y0, x1, y1)`` in image pixels) on a **working grid**: the
+crop shrunk so the face is about 384 px wide (FaceParse computes them there), so a 24 MP
+frame with six faces holds a few small masks, never full-size ones. Full-resolution masks
+are made only when asked, at the size asked: :meth:`Face.crop_mask` (the whole crop),
+:meth:`Face.window_mask` (any window of the frame, computed on that window only) and
+:func:`full_frame_mask`; callers free them after use.
 
 Left and right are the *subject's* left and right (as MediaPipe and CelebAMask-HQ name
 them): the subject's left eye is on the image's right side.
 
-Retouch nodes use :func:`apply_per_face`: it hands each face's crop and masks to a pure
-function and writes the result back into a copy of the frame, touching only pixels where
-the function changed something inside the crop.
+Retouch ops run through :func:`core.kernel.apply_per_face`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
-log = logging.getLogger("portrait_polish")
+from .masks import Box, resize, upsample_window
 
 # Region names every backend maps onto (canonical label set).
 FACE_REGION_NAMES: tuple[str, ...] = (
@@ -103,9 +102,12 @@ class Face:
     pixel coordinates (MediaPipe's 478 points, or fewer for other backends);
     ``keypoints5`` is ``[5, 2]``: right eye, left eye, nose tip, right mouth corner, left
     mouth corner (subject's sides, YuNet order), used for alignment by IdentityGuard.
-    ``crop`` is the integer window ``(x0, y0, x1, y1)`` the masks live on; every mask in
-    ``masks`` is ``[y1 - y0, x1 - x0]`` float32 in 0..1. ``scale`` is the face size in pixels
-    (inter-ocular distance × 2.5, roughly the face width) used to scale radii.
+    ``crop`` is the integer window ``(x0, y0, x1, y1)`` the masks cover; every mask in
+    ``masks`` is float32 0..1 on one grid of :attr:`grid_size` that spans the crop (pixel
+    centres aligned, as ``F.interpolate(..., align_corners=False)`` maps them): usually
+    smaller than the crop, the crop size itself for a mask a user drew. ``scale`` is the
+    face size in image pixels (inter-ocular distance × 2.5, roughly the face width) used
+    to scale radii; :attr:`grid_scale` is the same on the grid.
     """
 
     box: tuple[float, float, float, float]
@@ -118,23 +120,71 @@ class Face:
     info: dict[str, object] = field(default_factory=dict)
 
     @property
+    def crop_box(self) -> Box:
+        return Box(*(int(v) for v in self.crop))
+
+    @property
     def crop_size(self) -> tuple[int, int]:
-        """(height, width) of the crop window."""
+        """(height, width) of the crop window in image pixels."""
         x0, y0, x1, y1 = self.crop
         return y1 - y0, x1 - x0
 
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(height, width) of the grid the masks live on (the crop size when there are none)."""
+        for mask in self.masks.values():
+            return int(mask.shape[-2]), int(mask.shape[-1])
+        return self.crop_size
+
+    @property
+    def grid_factor(self) -> float:
+        """Grid pixels per image pixel (1 when the masks are at full resolution)."""
+        return self.grid_size[1] / max(1, self.crop_size[1])
+
+    @property
+    def grid_scale(self) -> float:
+        """The face size in grid pixels."""
+        return float(self.scale) * self.grid_factor
+
     def mask(self, names: str | Iterable[str]) -> torch.Tensor:
-        """Union (pixel-wise max) of the named regions on this face's crop.
+        """Union (pixel-wise max) of the named regions, on the mask grid.
 
         A region this face has no mask for counts as empty.
         """
-        height, width = self.crop_size
-        out = torch.zeros(height, width, dtype=torch.float32)
+        height, width = self.grid_size
+        out: torch.Tensor | None = None
         for name in expand_region_names(names):
             region = self.masks.get(name)
             if region is not None:
-                out = torch.maximum(out, region.to(out.device, torch.float32))
+                region = region.to(torch.float32)
+                out = region.clone() if out is None else torch.maximum(out, region.to(out.device))
+        return torch.zeros(height, width, dtype=torch.float32) if out is None else out
+
+    def mask_at(self, names: str | Iterable[str], size: tuple[int, int]) -> torch.Tensor:
+        """The union of the named regions resampled to ``size`` (h, w) over the whole crop."""
+        return resize(self.mask(names), size).clamp(0.0, 1.0)
+
+    def crop_mask(self, names: str | Iterable[str]) -> torch.Tensor:
+        """The union at full resolution over the crop, ``[crop h, crop w]`` (made on request)."""
+        return self.mask_at(names, self.crop_size)
+
+    def window_mask(self, names: str | Iterable[str] | torch.Tensor, window: Box) -> torch.Tensor:
+        """The union (or a given grid mask) at full resolution on ``window`` (image
+        coordinates), computed on that window only; zero outside the crop."""
+        grid = names if isinstance(names, torch.Tensor) else self.mask(names)
+        crop = self.crop_box
+        out = torch.zeros(window.height, window.width, dtype=torch.float32, device=grid.device)
+        inside = Box(max(window.x0, crop.x0), max(window.y0, crop.y0), min(window.x1, crop.x1), min(window.y1, crop.y1))
+        if inside.is_empty():
+            return out
+        local = inside.shift(-crop.x0, -crop.y0)
+        values = upsample_window(grid.to(torch.float32), self.crop_size, local).clamp(0.0, 1.0)
+        out[inside.y0 - window.y0 : inside.y1 - window.y0, inside.x0 - window.x0 : inside.x1 - window.x0] = values
         return out
+
+    def area_fraction(self, names: str | Iterable[str]) -> float:
+        """Area of the named regions as a fraction of the face size squared (any grid)."""
+        return float(self.mask(names).sum()) / max(self.grid_scale**2, 1e-6)
 
     def area(self) -> float:
         return float(self.box[2] * self.box[3])
@@ -208,9 +258,8 @@ def full_frame_mask(image_faces: ImageFaces, names: str | Iterable[str], faces: 
     if face_names:
         for index in chosen:
             face = image_faces.faces[index]
-            x0, y0, x1, y1 = face.crop
-            region = face.mask(face_names)
-            out[y0:y1, x0:x1] = torch.maximum(out[y0:y1, x0:x1], region)
+            rows, cols = face.crop_box.slices()
+            out[rows, cols] = torch.maximum(out[rows, cols], face.crop_mask(face_names).to(out.device))
     if "person" in names or "background" in names:
         person = person_mask(image_faces)
         if person is not None:
@@ -221,54 +270,15 @@ def full_frame_mask(image_faces: ImageFaces, names: str | Iterable[str], faces: 
     return out
 
 
-def person_mask(image_faces: ImageFaces) -> torch.Tensor | None:
-    """The person mask resized to the frame, or ``None`` when none was computed."""
+def person_mask(image_faces: ImageFaces, window: Box | None = None) -> torch.Tensor | None:
+    """The person mask resized to the frame (or to ``window`` of it), or ``None`` when none
+    was computed."""
     if image_faces.person is None:
         return None
     person = image_faces.person.to(torch.float32)
-    if tuple(person.shape) == (image_faces.height, image_faces.width):
-        return person
-    resized = F.interpolate(person[None, None], size=(image_faces.height, image_faces.width), mode="bilinear", align_corners=False)
-    return resized[0, 0].clamp(0.0, 1.0)
-
-
-def dilate_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Grey dilation (max filter) with a square window of ``2·radius+1``; ``[H,W]`` or ``[B,H,W]``."""
-    if radius <= 0:
-        return mask
-    squeeze = mask.ndim == 2
-    x = mask[None, None] if squeeze else mask[:, None]
-    x = F.max_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius)
-    return x[0, 0] if squeeze else x[:, 0]
-
-
-# A per-face operation: (rgb crop [h, w, 3], face) -> edited crop [h, w, 3]. The function
-# owns its own masking; pixels it returns unchanged stay bit-exact in the frame.
-FaceOp = Callable[[torch.Tensor, Face], torch.Tensor]
-
-
-def apply_per_face(image: torch.Tensor, regions: FaceRegions, op: FaceOp, progress: Callable[[], None] | None = None) -> torch.Tensor:
-    """Run ``op`` on each face crop of each frame and write the results back.
-
-    ``image`` is an RGB IMAGE ``[B, H, W, 3]``. Frames with no face are returned as the very
-    same pixels. Faces are processed in order on the already-edited frame, so overlapping
-    crops compose. Returns a new tensor; the input is never modified.
-    """
-    batch, height, width = image.shape[0], image.shape[1], image.shape[2]
-    items = regions.for_batch(batch, height, width)
-    out = image.clone()
-    for frame, image_faces in enumerate(items):
-        if not image_faces.faces:
-            log.info("portrait_polish: frame %d has no face; passed through unchanged", frame)
-        for face in image_faces.faces:
-            x0, y0, x1, y1 = face.crop
-            crop = out[frame, y0:y1, x0:x1, :]
-            edited = op(crop, face)
-            if edited is not crop:
-                out[frame, y0:y1, x0:x1, :] = edited
-            if progress is not None:
-                progress()
-    return out
+    frame = (image_faces.height, image_faces.width)
+    window = window or Box(0, 0, image_faces.width, image_faces.height)
+    return upsample_window(person, frame, window).clamp(0.0, 1.0)
 
 
 def count_faces(regions: FaceRegions) -> int:

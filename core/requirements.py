@@ -35,6 +35,9 @@ REQUIRED_MODULES = {
     "tqdm": "tqdm",
     "requests": "requests",
     "websocket": "websocket-client",
+    "rapidfuzz": "rapidfuzz",
+    "tifffile": "tifffile",
+    "imagecodecs": "imagecodecs",
 }
 
 

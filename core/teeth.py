@@ -20,14 +20,16 @@ empty or tiny mask) is returned as the very same pixels.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from . import colour
-from .filters import gaussian_blur
-from .regions import Face, FaceRegions, apply_per_face
-from .tensors import blend_masked
+from .filters import masked_blur
+from .kernel import Correction, FaceWindow, apply_per_face
+from .masks import Box, bbox, smoothstep
+from .regions import FaceRegions
 
 log = logging.getLogger("portrait_polish")
 
@@ -52,38 +54,6 @@ class TeethSettings:
     natural_cap: bool = True
 
 
-def _smoothstep(edge0: float, edge1: float, x: torch.Tensor) -> torch.Tensor:
-    t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-def masked_smooth(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Normalised convolution: the Gaussian mean of ``values`` over the pixels ``weight`` covers.
-
-    Pixels outside the mask do not bleed in (lips would pull the teeth's smooth b* up).
-    ``values`` is ``[C, H, W]`` or ``[H, W]``, ``weight`` ``[H, W]``.
-    """
-    squeeze = values.ndim == 2
-    v = values[None] if squeeze else values
-    num = gaussian_blur((v * weight)[None], sigma)[0]
-    den = gaussian_blur(weight[None, None], sigma)[0]
-    out = num / den.clamp_min(1e-4)
-    # Where the mask has (almost) no support the ratio is noise; fall back to the value.
-    out = torch.where(den > 1e-3, out, v)
-    return out[0] if squeeze else out
-
-
-def _bbox(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
-    """Integer ``(y0, y1, x0, x1)`` around ``mask > 0`` grown by ``margin``, or None if empty."""
-    nonzero = torch.nonzero(mask > 0)
-    if nonzero.numel() == 0:
-        return None
-    height, width = mask.shape
-    y0, x0 = nonzero.min(dim=0).values.tolist()
-    y1, x1 = (nonzero.max(dim=0).values + 1).tolist()
-    return max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin)
-
-
 def teeth_weight(lab: torch.Tensor, teeth: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
     """The soft weight the edit uses: the teeth mask minus lips/gums and minus red pixels.
 
@@ -102,7 +72,7 @@ def teeth_weight(lab: torch.Tensor, teeth: torch.Tensor, exclude: torch.Tensor |
     chroma = torch.sqrt(lab[..., 1] ** 2 + lab[..., 2] ** 2)
     a_ref = a_star[core].median()
     # Gums and tongue are far redder than enamel: +4 a* is still tooth, +12 is gum.
-    red_gate = 1.0 - _smoothstep(float(a_ref) + 4.0, float(a_ref) + 12.0, a_star)
+    red_gate = 1.0 - smoothstep(a_star, float(a_ref) + 4.0, float(a_ref) + 12.0)
     # A red pixel must also be chromatic; a slightly pink but grey-ish enamel pixel stays in.
     red_gate = torch.where(chroma < 8.0, torch.ones_like(red_gate), red_gate)
     return weight * red_gate
@@ -115,33 +85,34 @@ def whiten_teeth_region(
     exclude: torch.Tensor | None = None,
     eye_white_l: float | None = None,
     min_pixels: float = MIN_TEETH_PIXELS,
-) -> torch.Tensor:
-    """Whiten the teeth in one RGB crop ``[H, W, 3]`` (0..1) given its soft teeth mask ``[H, W]``.
+) -> tuple[Box, torch.Tensor, torch.Tensor] | None:
+    """Whiten the teeth in one RGB image ``[H, W, 3]`` (0..1) given its soft teeth mask ``[H, W]``.
 
     ``exclude`` (lips, gums) is never edited; ``eye_white_l`` is the same face's eye-white
-    mean L*, the ceiling for the teeth's mean L* (None: no ceiling). Returns ``rgb`` itself when nothing changes, else a
-    new tensor that equals ``rgb`` bit-for-bit wherever the edit weight is zero.
+    mean L*, the ceiling for the teeth's mean L* (None: no ceiling). Returns the box around
+    the teeth, the whitened pixels there and the edit's weight (0 wherever nothing may
+    change), or None when there is nothing to whiten.
     """
     strength = float(settings.strength)
     if strength <= 0.0 or float(teeth.sum()) < min_pixels:
-        return rgb
-    box = _bbox(teeth, margin=2)
+        return None
+    box = bbox(teeth, margin=2)
     if box is None:
-        return rgb
-    y0, y1, x0, x1 = box
-    patch = rgb[y0:y1, x0:x1, :]
+        return None
+    rows, cols = box.slices()
+    patch = rgb[rows, cols, :]
     lab = colour.rgb_to_lab(patch.to(torch.float32))
-    teeth_p = teeth[y0:y1, x0:x1].to(lab)
-    exclude_p = exclude[y0:y1, x0:x1].to(lab) if exclude is not None else None
+    teeth_p = teeth[rows, cols].to(lab)
+    exclude_p = exclude[rows, cols].to(lab) if exclude is not None else None
     weight = teeth_weight(lab, teeth_p, exclude_p)
     if float(weight.sum()) < min_pixels:
-        return rgb
+        return None
 
     # About a third of a tooth: an upper incisor is ~1/8 of the visible teeth row's width.
     row_width = float((weight > 0).any(dim=0).sum())
     sigma = max(1.0, row_width / 24.0)
     light, a_star, b_star = lab.unbind(-1)
-    smooth = masked_smooth(torch.stack([light, a_star, b_star]), weight, sigma)
+    smooth = masked_blur(torch.stack([light, a_star, b_star]), weight, sigma, min_weight=1e-3, fallback="value", exact=True)
     light_s, a_s, b_s = smooth.unbind(0)
 
     s = min(strength, 1.0)
@@ -154,7 +125,7 @@ def whiten_teeth_region(
     full_db = -(1.0 - floor_fraction) * b_s.clamp_min(0.0)
     full_da = -0.6 * a_s.clamp_min(0.0)
     # Guard on both the smooth and the pixel's own L*: a glint inside a mid-tone tooth stays put.
-    highlight_guard = (1.0 - _smoothstep(80.0, 96.0, light_s)) * (1.0 - _smoothstep(85.0, 97.0, light))
+    highlight_guard = (1.0 - smoothstep(light_s, 80.0, 96.0)) * (1.0 - smoothstep(light, 85.0, 97.0))
     full_dl = (brighten * 0.35 * (100.0 - light_s).clamp_min(0.0) * highlight_guard).clamp(max=14.0 * brighten)
     if settings.natural_cap and eye_white_l is not None:
         teeth_l = float((light_s * weight).sum() / weight.sum())
@@ -209,68 +180,57 @@ def whiten_teeth_region(
                 lo = mid
         t = lo
     if t <= 0.0:
-        return rgb
-    edited = colour.lab_to_rgb(edit(t)).to(rgb.dtype)
-
-    out = rgb.clone()
-    out[y0:y1, x0:x1, :] = blend_masked(patch, edited, weight.to(patch))
-    return out
+        return None
+    return box, colour.lab_to_rgb(edit(t)).to(rgb.dtype), weight.to(torch.float32)
 
 
 def eye_white_lightness(rgb: torch.Tensor, eye_white: torch.Tensor | None, min_pixels: float = 8.0) -> float | None:
-    """L* of the clean eye white in a crop (the 90th percentile inside the masks: lids and
-    lashes the masks catch are darker, never lighter), or None when there is none."""
+    """L* of the clean eye white (the 90th percentile inside the masks: lids and lashes the
+    masks catch are darker, never lighter), or None when there is none."""
     if eye_white is None or float(eye_white.sum()) < min_pixels:
         return None
-    box = _bbox(eye_white, margin=0)
+    box = bbox(eye_white)
     if box is None:
         return None
-    y0, y1, x0, x1 = box
-    weight = eye_white[y0:y1, x0:x1].to(rgb.device, torch.float32)
-    light = colour.rgb_to_lab(rgb[y0:y1, x0:x1, :].to(torch.float32))[..., 0]
+    rows, cols = box.slices()
+    weight = eye_white[rows, cols].to(rgb.device, torch.float32)
+    light = colour.rgb_to_lab(rgb[rows, cols, :].to(torch.float32))[..., 0]
     core = weight > 0.5 if int((weight > 0.5).sum()) >= 8 else weight > 0
     return float(torch.quantile(light[core], 0.9))
 
 
-def _face_masks(face: Face) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    teeth = face.masks.get("teeth")
-    if teeth is None:
-        teeth = torch.zeros(face.crop_size)
-    exclude_names = [n for n in ("upper_lip", "lower_lip") if n in face.masks]
-    exclude = face.mask(exclude_names) if exclude_names else None
-    eye_names = [n for n in ("left_eye_white", "right_eye_white") if n in face.masks]
-    eye_white = face.mask(eye_names) if eye_names else None
-    return teeth, exclude, eye_white
+def teeth_op(settings: TeethSettings) -> Callable[[FaceWindow], Correction | None]:
+    """TeethWhiten as a kernel op: the edit is made on the working grid (it changes only the
+    teeth's smooth L* and b*) and comes back colour-guided, so gaps, enamel texture and
+    glints are the photo's own at any resolution."""
+
+    def op(window: FaceWindow) -> Correction | None:
+        face = window.face
+        teeth = window.mask("teeth")
+        min_pixels = max(MIN_TEETH_PIXELS, MIN_TEETH_FACE_FRACTION * window.scale**2)
+        if float(teeth.sum()) < min_pixels:
+            log.info("portrait_polish: TeethWhiten: no teeth visible on a face at %s; unchanged", face.crop[:2])
+            return None
+        lips = [n for n in ("upper_lip", "lower_lip") if n in face.masks]
+        whites = [n for n in ("left_eye_white", "right_eye_white") if n in face.masks]
+        result = whiten_teeth_region(
+            window.work,
+            teeth,
+            settings,
+            exclude=window.mask(lips) if lips else None,
+            eye_white_l=eye_white_lightness(window.work, window.mask(whites)) if whites else None,
+            min_pixels=min_pixels,
+        )
+        if result is None:
+            return None
+        box, edited, weight = result
+        return Correction(edited, weight, box=box, guide="rgb")
+
+    return op
 
 
-def whiten_teeth_face(rgb: torch.Tensor, face: Face, settings: TeethSettings, device: torch.device | None = None) -> torch.Tensor:
-    """The per-face op for :func:`apply_per_face`: the face's crop ``[h, w, 3]`` in, crop out.
-
-    Work happens on ``device`` (GPU when there is one); pixels outside the teeth weight are
-    copied back bit-exact, since a float32 device round trip is lossless.
-    """
-    teeth, exclude, eye_white = _face_masks(face)
-    min_pixels = max(MIN_TEETH_PIXELS, MIN_TEETH_FACE_FRACTION * float(face.scale) ** 2)
-    if float(teeth.sum()) < min_pixels:
-        log.info("portrait_polish: TeethWhiten: no teeth visible on a face at %s; unchanged", face.crop[:2])
-        return rgb
-    target = device or rgb.device
-    work = rgb.to(target)
-    result = whiten_teeth_region(
-        work,
-        teeth.to(target),
-        settings,
-        exclude=exclude.to(target) if exclude is not None else None,
-        eye_white_l=eye_white_lightness(work, eye_white),
-        min_pixels=min_pixels,
-    )
-    if result is work:
-        return rgb
-    return result.to(rgb.device)
-
-
-def whiten_teeth(image: torch.Tensor, regions: FaceRegions, settings: TeethSettings, device: torch.device | None = None, progress=None) -> torch.Tensor:
+def whiten_teeth(image: torch.Tensor, regions: FaceRegions, settings: TeethSettings, device: torch.device | None = None) -> torch.Tensor:
     """Whiten every face's teeth in an RGB IMAGE ``[B, H, W, 3]`` (a new tensor; input untouched)."""
     if settings.strength <= 0.0:
         return image
-    return apply_per_face(image, regions, lambda crop, face: whiten_teeth_face(crop, face, settings, device), progress)
+    return apply_per_face(image, regions, teeth_op(settings), name="TeethWhiten", device=device).image

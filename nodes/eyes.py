@@ -7,7 +7,6 @@ from typing import Any
 from ..core import comfy
 from ..core.eyes import EyeSettings, enhance_eyes, eye_regions_from_mask
 from ..core.face_inputs import resolve_regions, restore_layout, split_layout
-from ..core.regions import count_faces
 from .common import FACE_REGIONS, RETOUCH_IMAGE_INPUT, category, float_widget, register
 from .preview import compare_ui
 
@@ -91,8 +90,7 @@ class EyeEnhance:
             catchlight=float(catchlight),
             under_eye=float(under_eye),
         )
-        with comfy.Progress(max(1, count_faces(regions)), "EyeEnhance") as progress:
-            out_rgb = enhance_eyes(rgb, regions, settings, device=comfy.torch_device(), progress=progress.update)
+        out_rgb = enhance_eyes(rgb, regions, settings, device=comfy.torch_device())
         result = restore_layout(base, rgb, out_rgb, channels, alpha)
         return {"ui": compare_ui(base, result), "result": (result,)}
 

@@ -20,12 +20,22 @@ import torch
 from ..core import comfy
 
 MAX_PREVIEW_FRAMES = 4
+# Canvas previews are at most this long on their long edge: a 24 MP PNG takes seconds to
+# encode and hundreds of MB for a preview the browser shows a few hundred pixels wide (and
+# the comparer's before and after shrink alike). The IMAGE outputs are always full size.
+PREVIEW_LONG_EDGE = 2048
 
 
 def _save_temp_png(frame: torch.Tensor, directory: str, stem: str) -> dict[str, str]:
+    import cv2
     from PIL import Image
 
     array = frame.detach().to("cpu", torch.float32).clamp(0, 1).numpy()
+    height, width = array.shape[:2]
+    ratio = PREVIEW_LONG_EDGE / max(height, width)
+    if ratio < 1.0:
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        array = cv2.resize(np.ascontiguousarray(array), size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
     if array.shape[-1] == 1:
         array = array[..., 0]
     pixels = np.round(array * 255.0).astype(np.uint8)

@@ -8,7 +8,7 @@ import torch
 
 from ..core import comfy
 from ..core.face_inputs import resolve_regions, restore_layout, split_layout
-from ..core.regions import count_faces, regions_from_mask
+from ..core.regions import regions_from_mask
 from ..core.skin import TEXTURE_MAX, TEXTURE_MIN, SkinParams, smooth_skin_image
 from ..core.tensors import as_mask_batch
 from .common import FACE_REGIONS, RETOUCH_IMAGE_INPUT, bool_widget, category, float_widget, register
@@ -161,10 +161,7 @@ class TextureSafeSmooth:
         )
         protect = _frame_mask(protect_mask, batch, height, width, "protect_mask")
         force = _frame_mask(heal_mask, batch, height, width, "heal_mask")
-        with comfy.Progress(max(1, count_faces(regions)), "TextureSafeSmooth") as progress:
-            out_rgb, healed = smooth_skin_image(
-                rgb, regions, params, protect=protect, force_heal=force, device=comfy.torch_device(), progress=progress.update
-            )
+        out_rgb, healed = smooth_skin_image(rgb, regions, params, protect=protect, force_heal=force, device=comfy.torch_device())
         if params.is_identity():
             out_rgb = rgb
         result = restore_layout(base, rgb, out_rgb, channels, alpha)

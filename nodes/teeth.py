@@ -8,7 +8,7 @@ import torch
 
 from ..core import comfy
 from ..core.face_inputs import resolve_regions, restore_layout, split_layout
-from ..core.regions import count_faces, regions_from_mask
+from ..core.regions import regions_from_mask
 from ..core.teeth import TeethSettings, whiten_teeth
 from .common import FACE_REGIONS, RETOUCH_IMAGE_INPUT, bool_widget, category, float_widget, register
 from .preview import compare_ui
@@ -76,8 +76,7 @@ class TeethWhiten:
         base, rgb, channels, alpha = split_layout(image)
         regions = resolve_regions("TeethWhiten", rgb, face_regions, mask, _teeth_regions_from_mask)
         settings = TeethSettings(strength=float(strength), brighten=float(brighten), natural_cap=bool(natural_cap))
-        with comfy.Progress(max(1, count_faces(regions)), "TeethWhiten") as progress:
-            out_rgb = whiten_teeth(rgb, regions, settings, device=comfy.torch_device(), progress=progress.update)
+        out_rgb = whiten_teeth(rgb, regions, settings, device=comfy.torch_device())
         result = restore_layout(base, rgb, out_rgb, channels, alpha)
         return {"ui": compare_ui(base, result), "result": (result,)}
 

@@ -11,7 +11,7 @@ from ..core.esrgan import from_descriptor
 from ..core.tensors import as_image_batch
 from ..core.upscale import SCALE_MODES, load_model, resize_plane, upscale_image
 from .common import category, combo_widget, float_widget, int_widget, register
-from .preview import MAX_PREVIEW_FRAMES, compare_ui
+from .preview import MAX_PREVIEW_FRAMES, PREVIEW_LONG_EDGE, compare_ui
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
@@ -26,9 +26,6 @@ PREFERRED_MODELS = (
     "RealESRGAN_x2plus.pth",
     "realesr-animevideov3.pth",
 )
-# The canvas preview (before/after comparer) is at most this long on its long edge: saving
-# an 8k PNG would take seconds and hundreds of MB for a preview; the IMAGE output is full size.
-PREVIEW_LONG_EDGE = 2048
 
 
 def model_choices() -> tuple[list[str], str]:

@@ -36,6 +36,7 @@ from .outputs import (
     sha256_file,
     strict_json,
 )
+from .photo import PhotoOptions, planned_extension, saved_refs, use_photo_nodes
 from .provenance import identity_reports, models_used, node_sort, pack_version
 from .summary import JobResult, ProgressBar, Summary
 from .workflow import (
@@ -84,7 +85,8 @@ class Batch:
     def __init__(self, workflow: str | Path | dict, output_dir: str | Path = "out", *, server: str | None = None,
                  engine: Any = None, sets: list[str] | dict[str, Any] | None = None, overwrite: bool = False,
                  concurrency: int = 1, timeout: float | None = None, retries: int = 8, input_node: str | None = None,
-                 progress: bool = True, recursive: bool = False, name: str | None = None) -> None:
+                 progress: bool = True, recursive: bool = False, name: str | None = None,
+                 photo: PhotoOptions | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.concurrency = max(1, int(concurrency))
@@ -105,13 +107,13 @@ class Batch:
         self.jobs: list[Job] = []
         self._cancelled = threading.Event()
         try:
-            self._load(workflow, name, sets, input_node)
+            self._load(workflow, name, sets, input_node, photo)
         except BaseException:
             self.close()  # an engine made here must not outlive a Batch that failed to start
             raise
 
     def _load(self, workflow: str | Path | dict, name: str | None, sets: list[str] | dict[str, Any] | None,
-              input_node: str | None) -> None:
+              input_node: str | None, photo: PhotoOptions | None) -> None:
         engine = self.engine
         if hasattr(engine, "check"):
             engine.check()
@@ -142,6 +144,8 @@ class Batch:
             self.loader = loaders[0]
         else:
             raise ParameterError("the workflow has no LoadImage node to put the input images into")
+        # Photo files: LoadPhoto/SavePhoto keep 16 bits, the ICC profile and metadata (runner/photo.py).
+        self.graph = use_photo_nodes(self.graph, self.object_info, self.loader, photo or PhotoOptions())
 
     # -- inputs
 
@@ -301,7 +305,7 @@ class Batch:
                 return JobResult(str(job.input), "done", "recovered", "outputs a killed run had written, checked by sha256",
                                  outputs=pending.get("outputs", []), sidecars=pending.get("sidecars", []),
                                  seconds=time.perf_counter() - started)
-        planned = f"{job.stem}_{self.name}.png"
+        planned = f"{job.stem}_{self.name}{planned_extension(job.graph or self.graph, job.input)}"
         taken = self._taken([planned, sidecar_name(planned)], job)
         if taken:
             return JobResult(str(job.input), "exists", "output_exists", self._exists_message(taken))
@@ -395,7 +399,7 @@ class Batch:
                        record: dict[str, Any]) -> tuple[list[str], list[str]]:
         saved: list[tuple[str, dict[str, str]]] = []
         for node_id, ui in sorted(result.outputs.items(), key=lambda item: node_sort(item[0])):
-            for ref in (ui or {}).get("images") or []:
+            for ref in saved_refs(ui):
                 if ref.get("type", "output") == "output":
                     saved.append((node_id, ref))
         if not saved:
@@ -426,6 +430,8 @@ class Batch:
                 "engine": self.engine.describe(),
                 "runner": {"version": pack_version(), "python": sys.version.split()[0]},
             }
+            if ref.get("photo"):
+                sidecar["photo"] = ref["photo"]  # format, depth, profile and metadata kept or dropped
             images.append(OutputFile(name, data))
             sidecars.append(OutputFile(sidecar_name(name), (strict_json(sidecar, indent=2) + "\n").encode()))
         commit(self.output_dir, self.manifest, {**record, "prompt_id": prompt_id}, images, sidecars)

@@ -1,4 +1,4 @@
-"""``portrait-polish`` command line: ``models`` (list/download/verify) and ``run``."""
+"""``portrait-polish`` command line: ``models`` (list/download/verify), ``run``, ``plan`` and ``refine``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_run
 
     cli_run.add_parser(sub)
+    from . import cli_plan, refine
+
+    cli_plan.add_parser(sub)
+    refine.add_parser(sub)
     return parser
 
 

@@ -32,6 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="set a node input for every image (repeatable)")
+    parser.add_argument("--prompt", metavar="WORDS",
+                        help='plain words applied on top of the workflow\'s settings before --set, e.g. "a bit less smoothing"')
     parser.add_argument("--server", metavar="URL", help="queue on this ComfyUI server instead of running in-process")
     parser.add_argument("--concurrency", type=int, default=1, help="prompts in flight at once (server mode)")
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock seconds allowed per image")
@@ -39,6 +41,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files and redo finished jobs")
     parser.add_argument("--input-node", help="node id or title of the loader that receives each image (default: the first LoadImage)")
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders of input folders")
+    parser.add_argument("--format", metavar="FORMAT",
+                        help="png | png16 | tiff | tiff16 | jpeg[:QUALITY] | webp[:QUALITY] (default auto: the input's "
+                             "depth, TIFF for TIFF input, else PNG)")
+    parser.add_argument("--to-srgb", action="store_true",
+                        help="convert from the file's ICC profile to sRGB (LittleCMS) before retouching; default: keep "
+                             "the file's own RGB and pass its profile through byte for byte")
+    parser.add_argument("--strip-gps", action="store_true", help="leave GPS location out of the outputs' EXIF and XMP")
+    parser.add_argument("--strip-metadata", action="store_true",
+                        help="write no EXIF, XMP, IPTC or workflow text (the ICC profile stays)")
     parser.add_argument("--print-prompt", action="store_true", help="print the API-format prompt (after --set) and exit")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,13 +75,24 @@ def resolve_workflow(name: str) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     from .batch import Batch
+    from .photo import PhotoOptions
 
     batch = None
     try:
+        sets = list(args.sets)
+        if getattr(args, "prompt", None):
+            from .cli_plan import prompt_sets
+
+            plan, plan_sets, warnings = prompt_sets(resolve_workflow(args.workflow), args.prompt, args.server, args.retries)
+            sets = plan_sets + sets  # the user's own --set values win
+            if not args.json:
+                print(plan.summary() + "".join(f"\n  {w}" for w in warnings), file=sys.stderr)
+        photo = PhotoOptions(format=args.format, to_srgb=args.to_srgb, strip_gps=args.strip_gps,
+                             strip_metadata=args.strip_metadata)
         batch = Batch(
-            resolve_workflow(args.workflow), args.output, server=args.server, sets=args.sets, overwrite=args.overwrite,
+            resolve_workflow(args.workflow), args.output, server=args.server, sets=sets, overwrite=args.overwrite,
             concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, input_node=args.input_node,
-            progress=not args.no_progress and not args.json, recursive=args.recursive,
+            progress=not args.no_progress and not args.json, recursive=args.recursive, photo=photo,
         )
         batch.add(*args.inputs)
         if args.print_prompt:

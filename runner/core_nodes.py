@@ -35,11 +35,17 @@ _DIRS: ContextVar[EngineDirs | None] = ContextVar("portrait_polish_engine_dirs",
 
 
 def set_dirs(dirs: EngineDirs):
-    return _DIRS.set(dirs)
+    """Point these nodes, and the pack's own file nodes (LoadPhoto, SavePhoto), at ``dirs``."""
+    from ..core.comfy import use_io_directories
+
+    return _DIRS.set(dirs), use_io_directories(dirs.input, dirs.output, dirs.temp)
 
 
 def reset_dirs(token) -> None:
-    _DIRS.reset(token)
+    from ..core.comfy import reset_io_directories
+
+    _DIRS.reset(token[0])
+    reset_io_directories(token[1])
 
 
 def _dirs() -> EngineDirs:
@@ -50,39 +56,19 @@ def _dirs() -> EngineDirs:
 
 
 def load_image_file(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read an image file the way ComfyUI's LoadImage does: EXIF orientation applied, every
-    frame of the same size, RGB float32 in 0..1, MASK = 1 - alpha (64x64 zeros without alpha)."""
-    from PIL import Image, ImageOps, ImageSequence
+    """Read an image file as ComfyUI's LoadImage returns it (EXIF orientation applied, every
+    frame of the first one's size, RGB float32 in 0..1, MASK = 1 - alpha, 64x64 zeros without
+    alpha), but with every mode read by its own range (16-bit grey is not white, 16-bit RGB
+    keeps its levels) and strictly: a truncated file raises UnreadableImage."""
+    from ..core.photo_io import read_photo
 
-    images: list[torch.Tensor] = []
-    masks: list[torch.Tensor] = []
-    with Image.open(path) as img:
-        size = None
-        for frame in ImageSequence.Iterator(img):
-            frame = ImageOps.exif_transpose(frame)
-            if frame.mode == "I":  # 16-bit greyscale PNGs: ComfyUI scales them this way
-                frame = frame.point(lambda value: value * (1 / 255))
-            rgb = frame.convert("RGB")
-            if size is None:
-                size = rgb.size
-            if rgb.size != size:
-                continue
-            images.append(torch.from_numpy(np.asarray(rgb).astype(np.float32) / 255.0)[None])
-            if "A" in frame.getbands():
-                alpha = np.asarray(frame.getchannel("A")).astype(np.float32) / 255.0
-                masks.append((1.0 - torch.from_numpy(alpha))[None])
-            elif frame.mode == "P" and "transparency" in frame.info:
-                alpha = np.asarray(frame.convert("RGBA").getchannel("A")).astype(np.float32) / 255.0
-                masks.append((1.0 - torch.from_numpy(alpha))[None])
-            else:
-                masks.append(torch.zeros((1, 64, 64), dtype=torch.float32))
-    if not images:
-        raise ValueError(f"{path}: no image frames")
-    if len(images) == 1:
-        return images[0], masks[0]
-    if any(m.shape != masks[0].shape for m in masks):
-        masks = [torch.zeros_like(images[0][..., 0]) for _ in images]
-    return torch.cat(images), torch.cat(masks)
+    photo = read_photo(path)
+    images = torch.from_numpy(photo.pixels)
+    if photo.alpha is not None:
+        masks = 1.0 - torch.from_numpy(photo.alpha)
+    else:
+        masks = torch.zeros((images.shape[0], 64, 64), dtype=torch.float32)
+    return images, masks
 
 
 class LoadImage:

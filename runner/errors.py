@@ -11,6 +11,10 @@ EXIT_EXISTS = 4  # for some inputs nothing was written: files this run did not m
 EXIT_INTERRUPTED = 130  # Ctrl-C: running prompts cancelled, manifest consistent
 
 
+# JobFailed.reason for an input that does not decode completely (the same in both engines).
+UNREADABLE_INPUT = "unreadable_input"
+
+
 class RunnerError(Exception):
     """Base class: a message meant for a person, plus the exit code it maps to."""
 

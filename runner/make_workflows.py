@@ -79,7 +79,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 def _chain(object_info: dict[str, Any], stages: list[str], values: dict[str, dict[str, Any]], *, guard: bool = True,
            upscale: dict[str, Any] | None = None, prefix: str = "portrait_polish/retouched") -> list[NodeSpec]:
-    nodes = [NodeSpec("load", "LoadImage", values={"image": SAMPLE_IMAGE}, title="Portrait")]
+    # The pack's photo loader and saver: 16-bit files stay 16-bit, the ICC profile and EXIF/XMP/IPTC are kept.
+    nodes = [NodeSpec("load", f"{P}LoadPhoto", values={"image": SAMPLE_IMAGE}, title="Portrait")]
     parse_values = dict(values.get("FaceParse", {}))
     if any(spec.name == "bisenet_model" for spec in input_specs(object_info[f"{P}FaceParse"])):
         # Pinned: the dropdown's default is whatever file the machine has first.
@@ -107,7 +108,8 @@ def _chain(object_info: dict[str, Any], stages: list[str], values: dict[str, dic
         nodes.append(NodeSpec("upscale", f"{P}Upscale", links={_socket(object_info[f"{P}Upscale"], "IMAGE"): (previous, previous_output)},
                               values=upscale, models=_models_for("Upscale", chosen) or None))
         previous, previous_output = "upscale", "IMAGE"
-    nodes.append(NodeSpec("save", "SaveImage", links={"images": (previous, previous_output)}, values={"filename_prefix": prefix}))
+    nodes.append(NodeSpec("save", f"{P}SavePhoto", values={"filename_prefix": prefix},
+                          links={"images": (previous, previous_output), "photo_info": ("load", "photo_info"), "mask": ("load", "mask")}))
     return nodes
 
 

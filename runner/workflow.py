@@ -25,7 +25,7 @@ MODE_MUTED = 2  # "never": the node and what only it feeds are left out
 MODE_BYPASS = 4  # inputs pass straight through to outputs of the same type
 
 VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
-LOADER_CLASSES = ("LoadImage",)
+LOADER_CLASSES = ("LoadImage", "PortraitPolishLoadPhoto")
 
 
 def load_json(path: str | Path) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+# ComfyUI's own data types: optional sockets of these are left unconnected in a contract call.
+PLAIN_TYPES = {"IMAGE", "MASK", "LATENT", "UPSCALE_MODEL"}
 
 # Factories for non-widget input types: a valid value of that type for a contract call.
 # Families add theirs here (FACE_REGIONS from a real parse, UPSCALE_MODEL from real weights).
@@ -130,11 +132,12 @@ def default_inputs(cls: type) -> dict[str, Any]:
             inputs[name] = TYPE_FACTORIES[kind]()
         else:
             raise KeyError(f"no test factory for input type {kind!r} ({cls.__name__}.{name}); add one to TYPE_FACTORIES")
-    # Optional sockets (FACE_REGIONS, MASK) are wired as a user of the default workflow
-    # would: nodes that need one of several optional inputs can then run their real path.
+    # Optional sockets of the pack's own types (FACE_REGIONS, ...) are wired as a user of
+    # the default workflow would; optional MASK / IMAGE inputs (limits, protect masks, an
+    # upscale model) stay unconnected, as they are there: the node runs its real path.
     for name, entry in cls.INPUT_TYPES().get("optional", {}).items():
         kind = entry[0]
-        if isinstance(kind, str) and kind not in WIDGET_TYPES and kind in TYPE_FACTORIES:
+        if isinstance(kind, str) and kind not in WIDGET_TYPES and kind not in PLAIN_TYPES and kind in TYPE_FACTORIES:
             inputs[name] = TYPE_FACTORIES[kind]()
     return inputs
 

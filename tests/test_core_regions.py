@@ -1,4 +1,4 @@
-"""FACE_REGIONS helpers: region names, full-frame masks, per-face application."""
+"""FACE_REGIONS helpers: region names, masks on a grid, full-frame masks on request."""
 
 from __future__ import annotations
 
@@ -45,22 +45,6 @@ def test_person_and_background_from_low_res_person_mask():
     assert torch.allclose(mask + background, torch.ones(32, 32))
 
 
-def test_apply_per_face_leaves_faceless_frames_and_outside_pixels_alone():
-    torch.manual_seed(0)
-    image = torch.rand(2, 64, 64, 3)
-    regions = R.FaceRegions(images=[R.ImageFaces(64, 64, [_face()]), R.ImageFaces(64, 64, [])])
-
-    def brighten_skin(crop, face):
-        return torch.where(face.mask("skin")[..., None] > 0, crop * 0.5, crop)
-
-    out = R.apply_per_face(image, regions, brighten_skin)
-    assert out.shape == image.shape
-    assert torch.equal(out[1], image[1])
-    changed = (out[0] != image[0]).any(-1)
-    assert changed.sum() == 25 and changed[25:30, 15:20].all()
-    assert torch.equal(image, image.clone())  # input untouched (apply_per_face copies)
-
-
 def test_for_batch_size_mismatch_is_explained():
     regions = R.FaceRegions(images=[R.ImageFaces(64, 64, [])])
     with pytest.raises(ValueError, match="parsed at 64x64"):
@@ -81,7 +65,20 @@ def test_regions_from_mask_bounds_and_empty_frames():
     assert torch.equal(R.full_frame_mask(wrapped.images[0], "skin"), mask[0])
 
 
-def test_dilate_mask():
-    mask = torch.zeros(9, 9)
-    mask[4, 4] = 1.0
-    assert R.dilate_mask(mask, 2).sum() == 25
+def test_masks_on_a_coarse_grid_come_back_at_full_resolution_on_request() -> None:
+    # A 40x60 crop whose masks live on a 10x15 grid (a quarter of the resolution).
+    grid = torch.zeros(10, 15)
+    grid[3:7, 4:11] = 1.0
+    face = R.Face(box=(20.0, 10.0, 60.0, 40.0), score=0.9, crop=(20, 10, 80, 50), masks={"skin": grid}, scale=48.0)
+    assert face.grid_size == (10, 15) and face.crop_size == (40, 60)
+    assert abs(face.grid_factor - 0.25) < 1e-9 and abs(face.grid_scale - 12.0) < 1e-9
+    full = face.crop_mask("skin")
+    assert full.shape == (40, 60) and float(full[20, 30]) == 1.0 and float(full[0, 0]) == 0.0
+    # A window straddling the crop's edge: the same values inside, zero outside the crop.
+    window = face.window_mask("skin", R.Box(10, 20, 50, 45))
+    assert window.shape == (25, 40)
+    assert torch.allclose(window[:, 10:], full[10:35, :30], atol=1e-6) and float(window[:, :10].abs().max()) == 0.0
+    assert abs(face.area_fraction("skin") - 28.0 / 144.0) < 1e-6
+    item = R.ImageFaces(height=64, width=96, faces=[face])
+    frame = R.full_frame_mask(item, "skin")
+    assert torch.equal(frame[10:50, 20:80], full) and float(frame.sum()) == float(full.sum())

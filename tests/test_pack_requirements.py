@@ -75,3 +75,15 @@ def test_nothing_missing_here_and_errors_are_translated_only_for_requirements():
     with pytest.raises(ModuleNotFoundError, match="something_else") as caught:
         Node().run("other")  # not one of ours: left as it is
     assert not isinstance(caught.value, MissingRequirements)
+
+
+def test_every_requirement_is_checked_at_load():
+    """requirements.txt (what the pip command installs) and the modules checked at load agree."""
+    from portrait_polish.core.requirements import REQUIRED_MODULES
+
+    listed = set()
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            listed.add(line.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower())
+    assert listed == {name.lower() for name in REQUIRED_MODULES.values()}

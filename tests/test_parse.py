@@ -66,7 +66,9 @@ def test_frontal_regions_non_empty_and_inside_face(name: str) -> None:
     # YuNet order: subject's right eye (image left) first.
     assert face.keypoints5[0, 0] < face.keypoints5[1, 0]
     assert set(face.masks) >= set(FACE_REGION_NAMES)
-    height, width = face.crop_size
+    # Masks live on the face's working grid (face ~384 px wide), never larger than the crop.
+    height, width = face.grid_size
+    assert height <= face.crop_size[0] and width <= face.crop_size[1]
     for region in FACE_REGION_NAMES:
         mask = face.masks[region]
         assert mask.shape == (height, width) and mask.dtype == torch.float32
@@ -154,7 +156,7 @@ def _teeth_share(name: str) -> float:
     """Teeth mask area relative to the face size squared (resolution-free)."""
     _, regions = parsed_portrait(name, 768)
     (face,) = regions.images[0].faces
-    return float(face.masks["teeth"].sum()) / face.scale**2
+    return face.area_fraction("teeth")
 
 
 @pytest.mark.parametrize("name", TEETH_SHOW)

@@ -117,7 +117,7 @@ def test_backend_runs_on_real_photo_with_test_weights(tmp_path: Path) -> None:
     assert set(face.masks) >= set(FACE_REGION_NAMES)
     for name in FACE_REGION_NAMES:
         mask = face.masks[name]
-        assert mask.shape == face.crop_size and mask.dtype == torch.float32
+        assert mask.shape == face.grid_size and mask.dtype == torch.float32
         assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
     # Untrained weights give meaningless classes, but the landmark parts are the same as the
     # MediaPipe backend's: the iris never leaves the eye, the teeth never leave the mouth.

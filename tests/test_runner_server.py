@@ -108,12 +108,22 @@ def test_400_node_errors_is_reported_and_not_retried(fake, tmp_path):
 
 def test_execution_error_fails_that_image_only(fake, tmp_path):
     inputs = _images(tmp_path / "in", 2)
-    (inputs / "broken.png").write_bytes(b"not really a png")
+    Image.new("RGB", (8, 8)).save(inputs / "broken.png")  # reads fine here; the server's loader fails on it
+
+    loader = "PortraitPolishLoadPhoto"  # the runner's loader for LoadImage on a server with the pack
+
+    class FailingLoad(fake.engine.classes[loader]):
+        def load(self, image, to_srgb=False):
+            if "broken" in image:
+                raise RuntimeError("the server cannot read this one")
+            return super().load(image, to_srgb)
+
+    fake.engine.classes[loader] = FailingLoad
     summary = _run(fake, [inputs], tmp_path / "out")
     by_name = {Path(job.input).name: job for job in summary.jobs}
     assert summary.exit_code == 1
     assert by_name["broken.png"].status == "failed" and by_name["broken.png"].reason == "execution_error"
-    assert "node 1 (LoadImage)" in by_name["broken.png"].message
+    assert f"node 1 ({loader})" in by_name["broken.png"].message
     assert by_name["img00.png"].status == by_name["img01.png"].status == "done"
     records = [json.loads(line) for line in (tmp_path / "out" / MANIFEST_NAME).read_text().splitlines()]
     assert any(r["status"] == "failed" and r["reason"] == "execution_error" for r in records)

@@ -15,7 +15,7 @@ from PIL import Image
 from portrait_polish.runner.batch import Batch
 from portrait_polish.runner.engine_local import InProcessEngine
 from portrait_polish.runner.objectinfo import local_object_info
-from portrait_polish.runner.workflow import load_json, ui_to_api, validate_graph
+from portrait_polish.runner.workflow import load_json, loader_nodes, ui_to_api, validate_graph
 
 REPO = Path(__file__).resolve().parent.parent
 # Ordered so each run shares the most nodes with the one before (the engine keeps the last run's outputs).
@@ -79,7 +79,7 @@ def test_ui_converts_to_the_shipped_api_file(name, object_info):
     ui = load_json(REPO / "workflows" / "ui" / f"{name}.json")
     api = load_json(REPO / "workflows" / "api" / f"{name}.json")
     assert ui_to_api(ui, object_info) == api
-    validate_graph(api, object_info, skip={(nid, "image") for nid, n in api.items() if n["class_type"] == "LoadImage"})
+    validate_graph(api, object_info, skip={(nid, "image") for nid in loader_nodes(api)})
 
 
 def test_ui_files_carry_the_models_their_nodes_need():

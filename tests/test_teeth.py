@@ -19,7 +19,8 @@ from helpers import load_pack_as_comfyui, parsed_portrait
 from synthetic_faces import yellow_teeth_fixture
 
 from portrait_polish.core import colour
-from portrait_polish.core.regions import FaceRegions, ImageFaces, dilate_mask, full_frame_mask
+from portrait_polish.core.masks import dilate as dilate_mask
+from portrait_polish.core.regions import FaceRegions, ImageFaces, full_frame_mask
 from portrait_polish.core.teeth import TeethSettings, whiten_teeth
 
 PACK = load_pack_as_comfyui()

@@ -26,4 +26,13 @@ if __package__:
 
     register_comfy_folders()
 
+    # Without the pack's requirements (cv2, mediapipe, ...) the nodes still load and are listed;
+    # one log line names what is missing and the pip command, and each node fails with the same.
+    from .core import quiet
+    from .core.requirements import guard_nodes, report_missing
+
+    report_missing()
+    guard_nodes(NODE_CLASS_MAPPINGS)
+    quiet.configure()  # native libraries' log chatter off unless PORTRAIT_POLISH_VERBOSE=1 (core/quiet.py)
+
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

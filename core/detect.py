@@ -226,8 +226,11 @@ class _MediapipeTask:
     thread-safe), closed at interpreter exit."""
 
     def __init__(self, create: Callable[[], Any], path: str, what: str) -> None:
+        from .quiet import native_stderr  # MediaPipe/TFLite/absl log chatter while a task is made
+
         try:
-            self.task = create()
+            with native_stderr():
+                self.task = create()
         except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad files
             raise ModelFileError(f"could not load the MediaPipe {what} from {path}: {exc}") from exc
         self.what = what

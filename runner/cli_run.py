@@ -13,8 +13,11 @@ log = logging.getLogger("portrait_polish")
 
 EPILOG = """\
 inputs: image files, folders (their images) and CSV files (an 'image' column plus one column
-per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done or skipped,
-1 some failed, 2 bad workflow/inputs/--set (nothing ran), 3 server unreachable, 130 Ctrl-C.
+per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done (or skipped:
+done by an earlier run with these settings), 1 some failed, 2 bad workflow/inputs/--set or
+unusable output folder (nothing ran), 3 server unreachable or not ComfyUI, 4 some inputs got
+nothing because files the runner did not write hold their output names (status "exists";
+1 wins over 4), 130 Ctrl-C.
 """
 
 
@@ -50,6 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--print-prompt", action="store_true", help="print the API-format prompt (after --set) and exit")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="more log output, and the native libraries' own (same as portrait-polish -v)")
     parser.set_defaults(func=run_command)
     return parser
 
@@ -97,17 +102,25 @@ def run_command(args: argparse.Namespace) -> int:
         summary = batch.run()
     except RunnerError as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+            from .summary import error_summary
+
+            print(json.dumps(error_summary(str(exc), exc.exit_code, str(args.output)), indent=2))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the batch ran (start-up, checks): nothing was written
+        if args.json:
+            from .summary import error_summary
+
+            print(json.dumps(error_summary("interrupted before the batch started", EXIT_INTERRUPTED, str(args.output)), indent=2))
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if batch is not None:
             batch.close()
     if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
+        from .outputs import strict_json
+
+        print(strict_json(summary.as_dict(), indent=2))
     else:
         print(summary.text(), file=sys.stderr)
     return summary.exit_code

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -28,6 +30,27 @@ from .objectinfo import local_object_info, pack_classes
 from .workflow import ApiGraph, _is_link, output_nodes
 
 log = logging.getLogger("portrait_polish")
+
+WORK_DIR_PREFIX = "portrait-polish-"  # + pid + "-": a killed run's folder is removed by the next one
+
+
+def _remove_dead_work_dirs() -> None:
+    """Remove the temp work folders of in-process engines whose process is gone (kill -9)."""
+    pattern = re.compile(rf"^{re.escape(WORK_DIR_PREFIX)}(\d+)-[A-Za-z0-9_]+$")
+    try:
+        entries = list(Path(tempfile.gettempdir()).iterdir())
+    except OSError:
+        return
+    for path in entries:
+        match = pattern.match(path.name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (PermissionError, OSError):
+            pass  # alive (or not ours to judge)
 
 
 @dataclass
@@ -52,7 +75,9 @@ class InProcessEngine:
         self.classes = classes
         self._object_info = local_object_info(classes, names)
         self._own_dir = work_dir is None
-        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="portrait-polish-"))
+        if work_dir is None:
+            _remove_dead_work_dirs()
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-"))
         self.dirs = EngineDirs(output=self.work_dir / "output", temp=self.work_dir / "temp", input=self.work_dir / "input")
         for path in (self.dirs.output, self.dirs.temp, self.dirs.input):
             path.mkdir(parents=True, exist_ok=True)

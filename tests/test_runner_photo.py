@@ -215,7 +215,7 @@ def test_a_users_tif_at_the_output_name_is_never_replaced(engine, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "ramp_natural_headshot.tif").write_bytes(b"the user's own file")
     summary = _run(engine, "natural_headshot", [tmp_path / "ramp.tif"], tmp_path / "out")
-    assert summary.jobs[0].status == "skipped" and summary.jobs[0].reason == "output_exists"
+    assert summary.jobs[0].status == "exists" and summary.jobs[0].reason == "output_exists"  # exit 4, not a success
     assert (tmp_path / "out" / "ramp_natural_headshot.tif").read_bytes() == b"the user's own file"
 
 

@@ -6,6 +6,12 @@ calls each node's FUNCTION with its inputs (lists are mapped over the way ComfyU
 them, honouring INPUT_IS_LIST / OUTPUT_IS_LIST); accepts ``{"ui": ..., "result": ...}``
 return dicts; and caches node outputs by input signature, so running the same graph again
 with only a late parameter changed recomputes only what changed.
+
+Memory: a large output (:data:`LARGE_OUTPUT_BYTES` or more: a 24 MP IMAGE is 288 MB) is let
+go as soon as the last node that reads it has run, and one that nothing reads (FaceParse's
+preview in the default workflow) right after its node ran; such outputs are not cached, and
+a later run that links one recomputes that node. A run therefore holds the input photo, the
+node's input and its output at a time, not every intermediate image of the graph.
 """
 
 from __future__ import annotations
@@ -32,6 +38,40 @@ from .workflow import ApiGraph, _is_link, output_nodes
 log = logging.getLogger("portrait_polish")
 
 WORK_DIR_PREFIX = "portrait-polish-"  # + pid + "-": a killed run's folder is removed by the next one
+# Outputs at least this big are freed once read and never cached (see the module docstring).
+LARGE_OUTPUT_BYTES = 64 * 2**20
+
+
+class _Released:
+    """Stands in for a large output that was let go (never handed to a node)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<released>"
+
+
+RELEASED = _Released()
+
+
+def _nbytes(value: Any) -> int:
+    """Bytes held by the tensors (and arrays) in an output slot's value."""
+    if hasattr(value, "nbytes") and hasattr(value, "shape"):
+        return int(value.nbytes)
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(item) for item in value)
+    return 0
+
+
+def _consumers(graph: ApiGraph, order: list[str]) -> dict[tuple[str, int], int]:
+    """How many inputs of the nodes that run read each (node, output slot)."""
+    counts: dict[tuple[str, int], int] = {}
+    for node_id in order:
+        for value in graph[node_id]["inputs"].values():
+            if _is_link(value):
+                key = (value[0], int(value[1]))
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _remove_dead_work_dirs() -> None:
@@ -117,6 +157,7 @@ class InProcessEngine:
         if not targets:
             raise WorkflowError("the workflow has no output node (SaveImage or PreviewImage): nothing would be kept")
         order = execution_order(graph, targets)
+        readers = _consumers(graph, order)
         token = set_dirs(self.dirs)
         results: dict[str, tuple[list[Any], ...]] = {}
         signatures: dict[str, str] = {}
@@ -132,12 +173,14 @@ class InProcessEngine:
                 signature = self._signature(node, signatures)
                 signatures[node_id] = signature
                 is_output = bool(getattr(cls, "OUTPUT_NODE", False))
-                if not is_output and signature in self._cache:
-                    results[node_id], ui = self._cache[signature]
-                    new_cache[signature] = self._cache[signature]
+                hit = self._cache.get(signature) if not is_output else None
+                if hit is not None and not any(hit[0][slot] is RELEASED for (source, slot) in readers if source == node_id):
+                    results[node_id], ui = hit
+                    new_cache[signature] = hit
                     cached.append(node_id)
                     if ui:
                         outputs[node_id] = ui  # like ComfyUI's history: cached nodes keep their UI output
+                    self._release_read(node, readers, results)
                     continue
                 if deadline is not None and time.monotonic() > deadline:
                     raise JobFailed(f"timed out before node {node_id} ({node['class_type']})", reason="timeout")
@@ -156,16 +199,35 @@ class InProcessEngine:
                                  "exception_type": type(exc).__name__, "exception_message": str(exc)},
                     ) from exc
                 timings[node_id] = time.perf_counter() - start
+                # Large outputs nothing reads go at once; the rest when their last reader ran.
+                values = tuple(
+                    RELEASED if readers.get((node_id, slot), 0) == 0 and _nbytes(value) >= LARGE_OUTPUT_BYTES else value
+                    for slot, value in enumerate(values)
+                )
                 results[node_id] = values
                 if not is_output:
-                    new_cache[signature] = (values, ui)
+                    new_cache[signature] = (tuple(RELEASED if _nbytes(v) >= LARGE_OUTPUT_BYTES else v for v in values), ui)
                 if ui:
                     outputs[node_id] = ui
+                self._release_read(node, readers, results)
         finally:
             reset_dirs(token)
         # Keep only this run's node outputs (ComfyUI's classic cache keeps the last prompt's).
         self._cache = new_cache
         return RunResult(outputs=outputs, node_results=results, timings=timings, cached=cached)
+
+    @staticmethod
+    def _release_read(node: dict[str, Any], readers: dict[tuple[str, int], int], results: dict[str, tuple[Any, ...]]) -> None:
+        """Count the reads a node just made; let go of large outputs nobody reads any more."""
+        for value in node["inputs"].values():
+            if not _is_link(value):
+                continue
+            key = (value[0], int(value[1]))
+            readers[key] -= 1
+            if readers[key] == 0 and _nbytes(results[key[0]][key[1]]) >= LARGE_OUTPUT_BYTES:
+                slots = list(results[key[0]])
+                slots[key[1]] = RELEASED
+                results[key[0]] = tuple(slots)
 
     def _signature(self, node: dict[str, Any], signatures: dict[str, str]) -> str:
         parts = {}

@@ -225,6 +225,68 @@ def test_engine_maps_over_lists_and_handles_ui_dicts():
     assert result.node_results["2"] == ([0.0, 1.0],)
 
 
+def test_engine_lets_large_outputs_go_once_read_and_does_not_cache_them(monkeypatch):
+    # A small limit stands in for the 64 MB of a real run (a 24 MP IMAGE is 288 MB).
+    from portrait_polish.runner import engine_local
+
+    monkeypatch.setattr(engine_local, "LARGE_OUTPUT_BYTES", 1000)
+    seen: dict[str, int] = {"big": 0}
+
+    class Big:
+        RETURN_TYPES = ("IMAGE", "IMAGE", "FLOAT")
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("FLOAT", {"default": 0.5})}}
+
+        def run(self, value):
+            seen["big"] += 1
+            return (torch.full((1, 20, 20, 3), value), torch.zeros(1, 20, 20, 3), value)
+
+    class Halve:
+        RETURN_TYPES = ("IMAGE",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",)}}
+
+        def run(self, image):
+            return (image * 0.5,)
+
+    class Show:
+        RETURN_TYPES = ("FLOAT",)
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",), "value": ("FLOAT",)}}
+
+        def run(self, image, value):
+            return {"ui": {"mean": [float(image.mean()) + value]}, "result": (float(image.mean()),)}
+
+    graph = {
+        "1": {"class_type": "Big", "inputs": {"value": 0.8}},
+        "2": {"class_type": "Halve", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "Show", "inputs": {"image": ["2", 0], "value": ["1", 2]}},
+    }
+    eng = InProcessEngine(classes={"Big": Big, "Halve": Halve, "Show": Show})
+    try:
+        first = eng.run(graph)
+        # Big's unread second image went at once, its first once Halve read it, Halve's
+        # once Show read it; the small FLOAT stays (reports are read from such outputs).
+        assert first.node_results["1"][0] is engine_local.RELEASED and first.node_results["1"][1] is engine_local.RELEASED
+        assert first.node_results["1"][2] == [0.8] and first.node_results["2"][0] is engine_local.RELEASED
+        assert first.outputs["3"] == {"mean": [pytest.approx(0.4 + 0.8)]}
+        # A rerun cannot take Big's image from the cache (it was never kept): Big runs again.
+        second = eng.run(graph)
+        assert seen["big"] == 2 and "1" not in second.cached and second.outputs == first.outputs
+    finally:
+        eng.close()
+
+
 def test_graph_without_output_node(engine, tmp_path):
     graph = {k: v for k, v in GRAPH.items() if k != "3"}
     with pytest.raises(WorkflowError, match="no output node"):

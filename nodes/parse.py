@@ -75,7 +75,12 @@ def _masks_for(
     regions: FaceRegions, names: str, faces: str, face_index: int, grow: float, feather: float
 ) -> torch.Tensor:
     frames = [region_mask(item, names, faces, face_index, grow, feather) for item in regions.images]
-    return torch.stack(frames) if frames else torch.zeros(0, 1, 1)
+    return _frames(frames) if frames else torch.zeros(0, 1, 1)
+
+
+def _frames(frames: list[torch.Tensor]) -> torch.Tensor:
+    """A batch of frames; one frame is a view, not a copy (a 24 MP preview is 288 MB)."""
+    return frames[0][None] if len(frames) == 1 else torch.stack(frames)
 
 
 class FaceParse:
@@ -184,7 +189,7 @@ class FaceParse:
         )
         mask = _masks_for(parsed, regions, faces, face_index, grow, feather)
         shown = [n for n in names if n in FACE_REGION_NAMES] or list(FACE_REGION_NAMES)
-        preview = torch.stack([preview_regions(rgb[i], item, shown) for i, item in enumerate(parsed.images)])
+        preview = _frames([preview_regions(rgb[i], item, shown) for i, item in enumerate(parsed.images)])
         return {"ui": _preview_ui(preview, shown), "result": (mask, parsed, preview)}
 
 

@@ -50,6 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--strip-gps", action="store_true", help="leave GPS location out of the outputs' EXIF and XMP")
     parser.add_argument("--strip-metadata", action="store_true",
                         help="write no EXIF, XMP, IPTC or workflow text (the ICC profile stays)")
+    parser.add_argument("--max-megapixels", type=float, metavar="MP",
+                        help="refuse photos above this size (default 150, or PORTRAIT_POLISH_MAX_MEGAPIXELS; 0 = no limit); "
+                             "the default workflow needs about 36 bytes of memory per pixel")
     parser.add_argument("--print-prompt", action="store_true", help="print the API-format prompt (after --set) and exit")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -78,6 +81,12 @@ def run_command(args: argparse.Namespace) -> int:
     from .photo import PhotoOptions
 
     batch = None
+    if getattr(args, "max_megapixels", None) is not None:
+        import os
+
+        from ..core.photo_io import MAX_MEGAPIXELS_ENV
+
+        os.environ[MAX_MEGAPIXELS_ENV] = f"{args.max_megapixels:g}"  # read by every photo reader of this run
     try:
         sets = list(args.sets)
         if getattr(args, "prompt", None):

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.photo_io import UnreadableImage
+from ..core.photo_io import PhotoTooLarge, UnreadableImage
 from .core_nodes import EngineDirs, reset_dirs, set_dirs
-from .errors import UNREADABLE_INPUT, JobFailed, WorkflowError
+from .errors import TOO_LARGE, UNREADABLE_INPUT, JobFailed, WorkflowError
 from .objectinfo import local_object_info, pack_classes
 from .workflow import ApiGraph, _is_link, output_nodes
 
@@ -190,7 +190,7 @@ class InProcessEngine:
                 except JobFailed:
                     raise
                 except UnreadableImage as exc:  # the same verdict the server engine gives before uploading
-                    raise JobFailed(str(exc), reason=UNREADABLE_INPUT) from exc
+                    raise JobFailed(str(exc), reason=TOO_LARGE if isinstance(exc, PhotoTooLarge) else UNREADABLE_INPUT) from exc
                 except Exception as exc:  # noqa: BLE001 - reported as the node's error, like ComfyUI's execution_error
                     raise JobFailed(
                         f"node {node_id} ({node['class_type']}) failed: {type(exc).__name__}: {exc}",

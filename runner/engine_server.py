@@ -26,9 +26,9 @@ from urllib.parse import urlencode, urlparse
 
 import requests
 
-from ..core.photo_io import UnreadableImage, check_decodes
+from ..core.photo_io import PhotoTooLarge, UnreadableImage, check_decodes
 from .engine_local import RunResult
-from .errors import UNREADABLE_INPUT, Cancelled, JobFailed, ServerUnavailable, TransientServerError
+from .errors import TOO_LARGE, UNREADABLE_INPUT, Cancelled, JobFailed, ServerUnavailable, TransientServerError
 
 log = logging.getLogger("portrait_polish")
 
@@ -234,7 +234,7 @@ class ServerEngine:
         try:  # the server decodes leniently (a truncated JPEG gives a grey block): check here first
             check_decodes(Path(path).resolve())
         except UnreadableImage as exc:
-            raise JobFailed(str(exc), reason=UNREADABLE_INPUT) from None
+            raise JobFailed(str(exc), reason=TOO_LARGE if isinstance(exc, PhotoTooLarge) else UNREADABLE_INPUT) from None
         name = f"{job_key[:16]}_{Path(path).name}"
         data = Path(path).read_bytes()
         response = self._request("POST", "/upload/image", files={"image": (name, data)},

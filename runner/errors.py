@@ -13,6 +13,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: running prompts cancelled, manifest consistent
 
 # JobFailed.reason for an input that does not decode completely (the same in both engines).
 UNREADABLE_INPUT = "unreadable_input"
+# JobFailed.reason for an input above the pixel limit (PORTRAIT_POLISH_MAX_MEGAPIXELS).
+TOO_LARGE = "too_large"
 
 
 class RunnerError(Exception):

@@ -194,19 +194,9 @@ class FaceWindow:
         """The full-resolution window box (clipped) covering a working-grid box."""
         if self.exact:
             return work_box
-        fy = self.full_size[0] / self.work_size[0]
-        fx = self.full_size[1] / self.work_size[1]
+        fy, fx = self.full_size[0] / self.work_size[0], self.full_size[1] / self.work_size[1]
         box = Box(int(work_box.x0 * fx), int(work_box.y0 * fy), math.ceil(work_box.x1 * fx), math.ceil(work_box.y1 * fy))
         return box.grow(margin, *self.full_size)
-
-    def work_box(self, full_box: Box, margin: int = 1) -> Box:
-        """The working-grid box (clipped) covering a full-resolution window box."""
-        if self.exact:
-            return full_box
-        fy = self.work_size[0] / self.full_size[0]
-        fx = self.work_size[1] / self.full_size[1]
-        box = Box(int(full_box.x0 * fx), int(full_box.y0 * fy), math.ceil(full_box.x1 * fx), math.ceil(full_box.y1 * fy))
-        return box.grow(margin, *self.work_size)
 
 
 @dataclass

@@ -120,6 +120,21 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _restore(out, ndim)
 
 
+def blur_image(rgb: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`gaussian_blur` of an ``[H, W, C]`` image, in that layout (OpenCV blurs the
+    channels of a pixel together on the CPU: no transposed copies)."""
+    if sigma <= 0:
+        return rgb
+    height, width = rgb.shape[:2]
+    if _on_cpu(rgb) and min(height, width) > 1 and rgb.shape[-1] <= 4 and not (sigma > 8 and min(height, width) > 32):
+        import cv2
+
+        k = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+        out = cv2.GaussianBlur(rgb.detach().numpy(), (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
+        return torch.from_numpy(out.reshape(rgb.shape))
+    return gaussian_blur(rgb.permute(2, 0, 1), sigma).permute(1, 2, 0)
+
+
 def smooth_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur for smooth results: from σ ≥ 3 on it is computed on an area-downscaled
     copy (factor ≈ σ/2) and upsampled bilinearly, a fraction of a full-size convolution,
@@ -271,6 +286,7 @@ def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: f
 __all__ = [
     "apply_guided",
     "box_blur",
+    "blur_image",
     "box_filter",
     "gaussian_blur",
     "gaussian_kernel1d",

@@ -7,9 +7,9 @@ top-level module called ``nodes``.
 """
 
 from .core.models import register_comfy_folders
-from .nodes import eyes, identity, parse, skin, teeth, upscale
+from .nodes import background, eyes, identity, parse, skin, teeth, upscale
 
-_FAMILIES = (parse, skin, teeth, eyes, identity, upscale)
+_FAMILIES = (parse, skin, teeth, eyes, identity, upscale, background)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -176,5 +176,7 @@ def _light_wrap_fields(alpha: torch.Tensor, backdrop: torch.Tensor, settings: Ba
     sigma = max(0.7, settings.wrap_width / 100.0 * max(size))
     outside = 1.0 - small_alpha
     light = gaussian_blur(small_back * outside[None], sigma) / gaussian_blur(outside[None], sigma).clamp_min(1e-4)
-    reach = (2.0 * gaussian_blur(outside, sigma)).clamp(0.0, 1.0)
+    # 1 at the edge, exactly 0 a few widths inside (the Gaussian's tail cut, so the person's
+    # interior stays bit-exact).
+    reach = ((2.0 * gaussian_blur(outside, sigma) - 0.05) / 0.95).clamp(0.0, 1.0)
     return torch.cat([light, reach[None]], dim=0)

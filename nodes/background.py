@@ -98,6 +98,11 @@ class _MatteInputs:
         return matte_frame(rgb, self.settings, item=self.items[index], person=person)
 
 
+def _grouped(spec: tuple[Any, dict[str, Any]], group: str) -> tuple[Any, dict[str, Any]]:
+    """A widget spec with the canvas's widget-group name (js/lib/groups.js reads ``group``)."""
+    return (spec[0], {**spec[1], "group": group})
+
+
 def _no_person(node: str, index: int) -> None:
     log.info("portrait_polish: %s: no person found in frame %d; passed through unchanged", node, index)
 
@@ -109,12 +114,12 @@ def _matte_settings(resolution: int, edge_band: float, hair_band: float, refine:
 def _matte_widgets() -> dict[str, Any]:
     return {
         "resolution": int_widget(800, 256, 4096, "Long side (px) of the working copy the matte is solved on; the edge is then "
-                                 "carried to full size along the photo's own edges. Higher = finer and slower.", step=16),
+                                 "carried to full size along the photo's own edges. Higher = finer and slower.", step=16, group="Matte"),
         "edge_band": float_widget(1.2, 0.2, 5.0, 0.1, "Width of the uncertain band around the segmentation's edge that matting "
-                                  "decides, in % of the long side (each way)."),
+                                  "decides, in % of the long side (each way).", group="Matte"),
         "hair_band": float_widget(10.0, 0.0, 30.0, 0.5, "How far past the segmentation's edge stray hair is looked for, in % of "
-                                  "the face size, where FaceParse found hair (needs face_regions)."),
-        "refine": bool_widget(True, "Refine the segmentation to the photo's edges with alpha matting. Off: the raw segmentation."),
+                                  "the face size, where FaceParse found hair (needs face_regions).", group="Matte"),
+        "refine": _grouped(bool_widget(True, "Refine the segmentation to the photo's edges with alpha matting. Off: the raw segmentation."), "Matte"),
     }
 
 
@@ -142,9 +147,9 @@ class PortraitMatte:
         return {
             "required": {
                 "image": IMAGE_INPUT,
-                "matte_from": combo_widget(MATTE_SOURCES, "auto", "Where the rough person comes from: auto = an RGBA image's alpha "
+                "matte_from": _grouped(combo_widget(MATTE_SOURCES, "auto", "Where the rough person comes from: auto = an RGBA image's alpha "
                                            "when it has one, else the segmenter (or person_mask); 'image alpha' uses the "
-                                           "alpha as the matte as it is."),
+                                           "alpha as the matte as it is."), "Source"),
                 **_matte_widgets(),
             },
             "optional": {
@@ -196,16 +201,16 @@ class PortraitBokeh:
             "required": {
                 "image": IMAGE_INPUT,
                 "blur": float_widget(2.0, 0.0, 10.0, 0.1, "Disc radius far behind the person, in % of the long side (2 % ≈ a "
-                                     "portrait lens near f/2). 0 = no blur."),
+                                     "portrait lens near f/2). 0 = no blur.", group="Blur"),
                 "near_blur": float_widget(0.4, 0.0, 1.0, 0.05, "Blur right beside the person, as a share of the full blur "
-                                          "(the background near the person is usually nearer the focus)."),
+                                          "(the background near the person is usually nearer the focus).", group="Blur"),
                 "falloff": float_widget(20.0, 1.0, 100.0, 1.0, "Distance from the person, in % of the long side, over which the "
-                                        "blur grows to full."),
+                                        "blur grows to full.", group="Blur"),
                 "highlights": float_widget(1.0, 0.0, 3.0, 0.05, "How strongly clipped highlights (lights, sun glints) bloom into "
-                                           "bright discs. 0 = plain blur."),
-                "highlight_threshold": float_widget(0.9, 0.5, 0.99, 0.01, "Brightness (0..1) above which a point blooms."),
+                                           "bright discs. 0 = plain blur.", group="Highlights"),
+                "highlight_threshold": float_widget(0.9, 0.5, 0.99, 0.01, "Brightness (0..1) above which a point blooms.", group="Highlights"),
                 "blur_resolution": int_widget(1280, 256, 4096, "Long side (px) of the working copy the blur is computed on "
-                                              "(a blur has no fine detail; this bounds time and memory).", step=16),
+                                              "(a blur has no fine detail; this bounds time and memory).", step=16, group="Size"),
             },
             "optional": {
                 "matte": MATTE_INPUT,
@@ -263,16 +268,16 @@ class BackgroundReplace:
         return {
             "required": {
                 "image": IMAGE_INPUT,
-                "background": combo_widget(list(BACKDROPS), "studio gradient", "solid colour, studio gradient (colour + glow + "
-                                           "vignette) or image (background_image, scaled to cover)."),
+                "background": _grouped(combo_widget(list(BACKDROPS), "studio gradient", "solid colour, studio gradient (colour + glow + "
+                                           "vignette) or image (background_image, scaled to cover)."), "Backdrop"),
                 "colour": ("STRING", {"default": "#8c8f93", "tooltip": "Backdrop colour: #rrggbb, #rgb, 'r, g, b' (0-255), or "
-                                      "white / black / grey. Studio grey is #8c8f93."}),
-                "glow": float_widget(0.4, 0.0, 1.0, 0.05, "Studio gradient: the lit spot behind the person (up to +15 L*)."),
-                "vignette": float_widget(0.35, 0.0, 1.0, 0.05, "Studio gradient: darker corners (up to −20 L*)."),
+                                      "white / black / grey. Studio grey is #8c8f93.", "group": "Backdrop"}),
+                "glow": float_widget(0.4, 0.0, 1.0, 0.05, "Studio gradient: the lit spot behind the person (up to +15 L*).", group="Studio light"),
+                "vignette": float_widget(0.35, 0.0, 1.0, 0.05, "Studio gradient: darker corners (up to −20 L*).", group="Studio light"),
                 "light_wrap": float_widget(0.0, 0.0, 1.0, 0.05, "Let the new background's light spill over the person's edge "
-                                           "(0 = off); blends the cut-out into its new light."),
-                "if_no_person": combo_widget(NO_PERSON, "pass through", "A frame where no person is found: pass it through "
-                                             "unchanged, or make it all background."),
+                                           "(0 = off); blends the cut-out into its new light.", group="Edge"),
+                "if_no_person": _grouped(combo_widget(NO_PERSON, "pass through", "A frame where no person is found: pass it through "
+                                             "unchanged, or make it all background."), "No person"),
             },
             "optional": {
                 "matte": MATTE_INPUT,

@@ -53,7 +53,9 @@ def _sized_masks(mask: torch.Tensor | None, batch: int, height: int, width: int,
 def _sized_images(image: torch.Tensor | None, batch: int, height: int, width: int, what: str, node: str) -> torch.Tensor | None:
     if image is None:
         return None
-    images = as_image_batch(image)[..., :3]
+    # PortraitMatte's own output is float32 [B,H,W,3] already: no second full validation pass.
+    valid = isinstance(image, torch.Tensor) and image.ndim == 4 and image.dtype == torch.float32 and image.shape[-1] >= 3
+    images = (image if valid else as_image_batch(image))[..., :3]
     if images.shape[0] not in (1, batch):
         raise ValueError(f"{node}: {what} has {images.shape[0]} frames but the IMAGE batch has {batch}")
     if tuple(images.shape[1:3]) != (height, width):
@@ -174,9 +176,12 @@ class PortraitMatte:
         mattes = for_each_frame(rgb.shape[0], one, "PortraitMatte")
         alpha = torch.stack([m.alpha for m in mattes])
         foreground = torch.stack([m.foreground for m in mattes])
-        grey = torch.full_like(foreground[:1, :1, :1], 0.5)
-        cutout = alpha[..., None] * foreground + (1.0 - alpha[..., None]) * grey
-        return {"ui": compare_ui(rgb, cutout), "result": (alpha, foreground)}
+        ui: dict[str, Any] = {}
+        if comfy.in_comfyui():  # the cut-out on mid grey, for the canvas comparer only
+            shown = slice(0, 4)
+            a = alpha[shown, ..., None]
+            ui = compare_ui(rgb[shown], a * foreground[shown] + (1.0 - a) * 0.5)
+        return {"ui": ui, "result": (alpha, foreground)}
 
 
 class PortraitBokeh:

@@ -18,9 +18,9 @@ WEB_DIRECTORY = "./js"
 # to set up the folder's "package": there is no parent package then, and nothing to register.
 if __package__:
     from .core.models import register_comfy_folders
-    from .nodes import eyes, identity, parse, photo, plan, skin, teeth, upscale
+    from .nodes import background, eyes, identity, parse, photo, plan, skin, teeth, upscale
 
-    for _family in (photo, parse, skin, teeth, eyes, identity, upscale, plan):
+    for _family in (photo, parse, skin, teeth, eyes, identity, upscale, background, plan):
         NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
         NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
 

@@ -3,7 +3,8 @@
 The composite is ``a·F + (1-a)·backdrop`` with the matte's foreground colour ``F``, so no
 fringe of the old background is left at the edges; where alpha is 1 the input pixel is kept,
 bit-exact. Smooth backdrops (solid, studio) are made on a small grid and stretched to the
-frame strip by strip, so a 24 MP frame never holds more than the frame and its result.
+frame tile by tile, only where the backdrop shows, so a 24 MP frame never holds more than the
+frame and its result.
 
 Studio backdrop: the colour in CIELAB with its lightness raised by a soft glow behind the
 person (``glow``: up to +15 L*, a Gaussian about a third of the frame wide) and lowered
@@ -25,9 +26,9 @@ import torch.nn.functional as F
 
 from .colour import lab_to_rgb, rgb_to_lab
 from .filters import gaussian_blur
-from .matte import stretch_rows
+from .masks import Box, GridSampler
+from .matte import composite
 
-STRIP_ROWS = 512
 GRID_PX = 256  # long side of the grid a smooth backdrop is drawn on
 BACKDROPS = ("solid colour", "studio gradient", "image")
 _NAMED = {"white": "#ffffff", "black": "#000000", "grey": "#808080", "gray": "#808080", "studio grey": "#8c8f93"}
@@ -139,31 +140,37 @@ def replace_frame(
     else:
         grid = _smooth_backdrop(settings, height, width, alpha)
         full = None
-    wrap = None
+    if full is not None:
+
+        def backdrop(box: Box) -> torch.Tensor:
+            rows, cols = box.slices()
+            return full[:, rows, cols].permute(1, 2, 0)
+
+    else:
+        smooth = GridSampler(grid, (height, width))
+        seed = height * 7919 + width
+
+        def backdrop(box: Box) -> torch.Tensor:
+            back = smooth.at(box).permute(1, 2, 0)
+            if settings.kind != "studio gradient":
+                return back
+            # The dither of each tile seeded by where it is: the same pixels whatever is asked.
+            generator = torch.Generator().manual_seed(seed + box.y0 * 65_537 + box.x0)
+            shape = back.shape[:2]
+            noise = torch.rand(shape, generator=generator) - torch.rand(shape, generator=generator)
+            return (back + noise[..., None] * (0.5 / 255.0)).clamp(0.0, 1.0)
+
+    edit_person = None
     if settings.light_wrap > 0:
-        wrap = _light_wrap_fields(alpha, full if full is not None else grid, settings, height, width)
-    generator = torch.Generator().manual_seed(height * 7919 + width)
-    out = torch.empty_like(rgb)
-    for y0 in range(0, height, STRIP_ROWS):
-        y1 = min(height, y0 + STRIP_ROWS)
-        if full is not None:
-            back = full[:, y0:y1].permute(1, 2, 0)
-        else:
-            back = stretch_rows(grid, height, y0, y1, width).permute(1, 2, 0)
-            if settings.kind == "studio gradient":
-                noise = torch.rand(back.shape[:2], generator=generator) - torch.rand(back.shape[:2], generator=generator)
-                back = (back + noise[..., None] * (0.5 / 255.0)).clamp(0.0, 1.0)
-        a = alpha[y0:y1, :, None]
-        person = foreground[y0:y1]
-        if wrap is not None:
-            fields = stretch_rows(wrap, height, y0, y1, width)
-            light, reach = fields[:3], fields[3]
-            strength = (settings.light_wrap * reach * a[..., 0]).clamp(0.0, 1.0)[..., None]
-            person = person + strength * (light.permute(1, 2, 0) - person)
-        mixed = a * person + (1.0 - a) * back
-        keep = (a >= 1.0) if wrap is None else (a >= 1.0) & (strength <= 0)
-        out[y0:y1] = torch.where(keep, rgb[y0:y1], mixed.clamp(0.0, 1.0))
-    return out
+        wrap = GridSampler(_light_wrap_fields(alpha, full if full is not None else grid, settings, height, width), (height, width))
+
+        def edit_person(box: Box, a: torch.Tensor, person: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            fields = wrap.at(box)
+            light, reach = fields[:3].permute(1, 2, 0), fields[3]
+            strength = (settings.light_wrap * reach * a[..., 0]).clamp(0.0, 1.0)
+            return person + strength[..., None] * (light - person), strength > 0
+
+    return composite(rgb, alpha, foreground, backdrop, edit_person)
 
 
 def _light_wrap_fields(alpha: torch.Tensor, backdrop: torch.Tensor, settings: BackdropSettings, height: int, width: int) -> torch.Tensor:

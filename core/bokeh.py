@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 from .colour import linear_to_srgb, srgb_to_linear
 from .filters import gaussian_blur
-from .matte import stretch_rows
+from .masks import Box, GridSampler, resize, resize_image
+from .matte import composite
 
-STRIP_ROWS = 512
 # Luminance weights (Rec. 709) for the highlight test.
 _LUMA = (0.2126, 0.7152, 0.0722)
 
@@ -71,19 +71,28 @@ def disc_kernel(radius: float, device: torch.device | None = None) -> torch.Tens
     return disc / disc.sum()
 
 
-def _fft_convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """``[C, h, w]`` convolved with a centred ``[k, k]`` kernel (reflect padding, same size)."""
+def _fft_convolve(x: torch.Tensor, kernels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[C, h, w]`` convolved with each centred odd-sized kernel (reflect padding, same size).
+
+    One forward transform of the padded frame serves every kernel (each is centred in the
+    largest one's square), so six disc radii cost one forward and six inverse FFTs.
+    """
     channels, height, width = x.shape
-    half = kernel.shape[0] // 2
+    half = max(k.shape[0] for k in kernels) // 2
     pad = min(half, height - 1, width - 1)
     padded = F.pad(x[None], (pad, pad, pad, pad), mode="reflect")[0] if pad > 0 else x
     if pad < half:  # a kernel wider than the frame: replicate beyond what reflect can give
         padded = F.pad(padded[None], (half - pad,) * 4, mode="replicate")[0]
     ph, pw = padded.shape[1:]
-    size = (ph + kernel.shape[0], pw + kernel.shape[1])
-    spectrum = torch.fft.rfft2(padded, s=size) * torch.fft.rfft2(kernel, s=size)
-    full = torch.fft.irfft2(spectrum, s=size)
-    return full[:, 2 * half : 2 * half + height, 2 * half : 2 * half + width]
+    size = (ph + 2 * half + 1, pw + 2 * half + 1)
+    spectrum = torch.fft.rfft2(padded, s=size)
+    out = []
+    for kernel in kernels:
+        margin = half - kernel.shape[0] // 2
+        centred = F.pad(kernel, (margin, margin, margin, margin))
+        full = torch.fft.irfft2(spectrum * torch.fft.rfft2(centred, s=size), s=size)
+        out.append(full[:, 2 * half : 2 * half + height, 2 * half : 2 * half + width])
+    return out
 
 
 def boost_highlights(linear: torch.Tensor, srgb: torch.Tensor, settings: BokehSettings) -> torch.Tensor:
@@ -126,10 +135,9 @@ def blurred_background(
     stack = torch.cat([linear.permute(2, 0, 1) * weight, weight], dim=0)  # premultiplied + weight
     levels = max(2, int(settings.levels)) if far_px - near_px > 0.5 else 2
     radii = torch.linspace(near_px, far_px, levels).tolist()
-    blurred = []
-    for radius in radii:
-        out = stack if radius < 0.5 else _fft_convolve(stack, disc_kernel(radius, stack.device))
-        blurred.append(out)
+    discs = [disc_kernel(radius, stack.device) for radius in radii if radius >= 0.5]
+    convolved = iter(_fft_convolve(stack, discs) if discs else [])
+    blurred = [stack if radius < 0.5 else next(convolved) for radius in radii]
     # Behind the person's middle no background is in reach of any disc: fill it from far away
     # (never shown where alpha is 1; it only keeps the maths defined).
     fill = gaussian_blur(stack, max(4.0, 0.1 * max(work_rgb.shape[:2])))
@@ -163,9 +171,8 @@ def bokeh_frame(
     size = (max(1, round(height * factor)), max(1, round(width * factor)))
 
     def shrink(x: torch.Tensor) -> torch.Tensor:
-        x4 = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
-        out = F.interpolate(x4.to(device, torch.float32), size=size, mode="area") if size != (height, width) else x4.to(device, torch.float32)
-        return out[0, 0] if x.ndim == 2 else out[0].permute(1, 2, 0)
+        x = x.to(torch.float32)
+        return (resize(x, size) if x.ndim == 2 else resize_image(x, size)).to(device)
 
     work_rgb, work_alpha = shrink(rgb).clamp(0, 1), shrink(alpha).clamp(0, 1)
     work_depth = None if depth is None else shrink(depth)
@@ -173,11 +180,9 @@ def bokeh_frame(
     near_px = settings.near * far_px
     share = blur_share(work_alpha, work_depth, settings.falloff / 100.0 * long_side * factor)
     background = blurred_background(work_rgb, work_alpha, share, near_px, far_px, settings).permute(2, 0, 1).cpu()
-    out = torch.empty_like(rgb)
-    for y0 in range(0, height, STRIP_ROWS):
-        y1 = min(height, y0 + STRIP_ROWS)
-        back = stretch_rows(background, height, y0, y1, width).permute(1, 2, 0) if size != (height, width) else background[:, y0:y1].permute(1, 2, 0)
-        a = alpha[y0:y1, :, None]
-        mixed = a * foreground[y0:y1] + (1.0 - a) * back
-        out[y0:y1] = torch.where(a >= 1.0, rgb[y0:y1], mixed.clamp(0.0, 1.0))
-    return out
+    blurred = GridSampler(background, (height, width))
+
+    def backdrop(box: Box) -> torch.Tensor:
+        return blurred.at(box).permute(1, 2, 0)
+
+    return composite(rgb, alpha, foreground, backdrop)

@@ -34,14 +34,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .filters import box_filter
+from .filters import guided_coefficients
+from .masks import Box, GridSampler, erode, resize, resize_image, tiles, value_range
 from .regions import ImageFaces
+from .tensors import to_uint8
 
 log = logging.getLogger("portrait_polish")
 
@@ -51,9 +53,9 @@ MIN_PERSON_AREA = 0.005
 # Alpha within this of 0 or 1 is snapped: invisible differences that would otherwise make the
 # person's interior not exactly opaque (and so not bit-exact in a composite).
 SNAP = 1.0 / 512.0
-# Rows per strip when applying the upsampled model to the full frame (bounds the memory of
-# the per-pixel coefficients on a 24 MP photo to a few tens of MB).
-STRIP_ROWS = 512
+# Trimap codes on the working grid, carried to full resolution (nearest) to say which pixels
+# the upsampled model decides.
+_BACKGROUND, _BAND, _FOREGROUND = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -91,26 +93,7 @@ class Matte:
 
 
 # ---------------------------------------------------------------------------------------
-# Small image helpers (torch, [H, W] or [H, W, C])
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    """Resize an ``[H, W]`` or ``[H, W, C]`` tensor; ``area`` when shrinking with ``mode='auto'``."""
-    if tuple(x.shape[:2]) == tuple(size):
-        return x
-    squeeze = x.ndim == 2
-    x4 = x[None, None] if squeeze else x.permute(2, 0, 1)[None]
-    if mode == "auto":
-        mode = "area" if size[0] <= x.shape[0] and size[1] <= x.shape[1] else "bilinear"
-    options = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    out = F.interpolate(x4.to(torch.float32), size=tuple(size), mode=mode, **options)
-    return out[0, 0] if squeeze else out[0].permute(1, 2, 0)
-
-
-def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    if radius <= 0:
-        return mask
-    return -F.max_pool2d(-mask[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+# Sizes
 
 
 def work_size(height: int, width: int, work_px: int) -> tuple[int, int]:
@@ -127,8 +110,7 @@ def segment_person(rgb: torch.Tensor) -> torch.Tensor:
     """MediaPipe selfie segmentation of an ``[H, W, 3]`` float frame (low resolution, 0..1)."""
     from . import detect
 
-    model_input = (rgb.detach().to("cpu", torch.float32).clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).numpy()
-    return torch.from_numpy(detect.person_probability(model_input))
+    return torch.from_numpy(detect.person_probability(to_uint8(rgb)))
 
 
 def hair_and_face(item: ImageFaces | None, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -147,9 +129,9 @@ def hair_and_face(item: ImageFaces | None, size: tuple[int, int]) -> tuple[torch
         wx1, wy1 = min(wx1, size[1]), min(wy1, size[0])
         box = (wy1 - wy0, wx1 - wx0)
         if "hair" in one.masks:
-            hair[wy0:wy1, wx0:wx1] = torch.maximum(hair[wy0:wy1, wx0:wx1], _resize(one.masks["hair"], box, "auto"))
+            hair[wy0:wy1, wx0:wx1] = torch.maximum(hair[wy0:wy1, wx0:wx1], resize(one.masks["hair"].to(torch.float32), box))
         skin = one.mask(["skin", "nose"])
-        face[wy0:wy1, wx0:wx1] = torch.maximum(face[wy0:wy1, wx0:wx1], _resize(skin, box, "auto"))
+        face[wy0:wy1, wx0:wx1] = torch.maximum(face[wy0:wy1, wx0:wx1], resize(skin.to(torch.float32), box))
         scale = max(scale, float(one.scale) * (fx + fy) / 2)
     return hair.clamp(0, 1), face.clamp(0, 1), scale
 
@@ -188,7 +170,7 @@ def build_trimap(
     trimap = torch.full((height, width), 0.5, dtype=torch.float32)
     trimap[to_person > out_reach] = 0.0
     trimap[to_background > in_reach] = 1.0
-    trimap[_erode((face > 0.5).to(torch.float32), 2) > 0.5] = 1.0
+    trimap[erode((face > 0.5).to(torch.float32), 2) > 0.5] = 1.0
     return trimap
 
 
@@ -241,49 +223,6 @@ def estimate_colours(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, 
 
 
 # ---------------------------------------------------------------------------------------
-# Edge-aware upsampling
-
-
-def affine_colour_model(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Guided-filter coefficients ``(a [3, h, w], b [h, w])`` with ``source ≈ a·guide + b``
-    locally (colour guide, the 3×3 covariance form), box-averaged as in He et al.
-
-    This is :func:`core.filters.guided_filter` stopped before it applies the model, so the
-    coefficients can be upsampled and applied to a larger copy of the guide.
-    """
-    g = guide.permute(2, 0, 1)[None].to(torch.float32)  # [1,3,h,w]
-    s = source[None, None].to(torch.float32)
-    height, width = source.shape
-    mean_g = box_filter(g, radius)[0]  # [3,h,w]
-    mean_s = box_filter(s, radius)[0, 0]
-    sigma = torch.empty(height, width, 3, 3, dtype=torch.float32)
-    for i in range(3):
-        for j in range(i, 3):
-            value = box_filter(g[:, i : i + 1] * g[:, j : j + 1], radius)[0, 0] - mean_g[i] * mean_g[j]
-            sigma[..., i, j] = value
-            sigma[..., j, i] = value
-    sigma = sigma + eps * torch.eye(3)
-    cov = torch.stack([box_filter(g[:, i : i + 1] * s, radius)[0, 0] - mean_g[i] * mean_s for i in range(3)], dim=-1)
-    a = torch.linalg.solve(sigma, cov[..., None])[..., 0]  # [h,w,3]
-    b = mean_s - (a * mean_g.permute(1, 2, 0)).sum(-1)
-    a_mean = box_filter(a.permute(2, 0, 1)[None], radius)[0]
-    b_mean = box_filter(b[None, None], radius)[0, 0]
-    return a_mean, b_mean
-
-
-def stretch_rows(x: torch.Tensor, full_h: int, y0: int, y1: int, width: int) -> torch.Tensor:
-    """Bilinear rows ``y0:y1`` of a low-resolution ``[C, h, w]`` map stretched to ``full_h × width``
-    (the same sampling as ``F.interpolate(..., align_corners=False)`` on the whole frame)."""
-    channels, height, w_small = x.shape
-    ys = ((torch.arange(y0, y1, dtype=torch.float32) + 0.5) * height / full_h - 0.5).clamp(0, height - 1)
-    top = ys.floor().to(torch.long)
-    bottom = (top + 1).clamp(max=height - 1)
-    weight = (ys - top.to(torch.float32))[None, :, None]
-    rows = x[:, top] * (1 - weight) + x[:, bottom] * weight  # [C, n, w]
-    return F.interpolate(rows[None], size=(y1 - y0, width), mode="bilinear", align_corners=False)[0] if w_small != width else rows
-
-
-# ---------------------------------------------------------------------------------------
 # One frame
 
 
@@ -312,7 +251,7 @@ def matte_frame(
         person = item.person
     if person is None:
         person = segment_person(rgb)
-    rough = _resize(person.to(torch.float32), size, "auto").clamp(0.0, 1.0)
+    rough = resize(person.to(torch.float32), size).clamp(0.0, 1.0)
     info: dict[str, object] = {"work_size": list(size)}
     area = float((rough > 0.5).to(torch.float32).mean())
     if area < MIN_PERSON_AREA:
@@ -320,10 +259,10 @@ def matte_frame(
         return Matte(alpha=zeros, foreground=rgb.clone(), found=False, info={**info, "person_area": area})
     info["person_area"] = area
     if not settings.refine:
-        alpha = _snap(_resize(person.to(torch.float32), (height, width)))
+        alpha = _snap(resize(person.to(torch.float32), (height, width)))
         return Matte(alpha=alpha, foreground=rgb.clone(), found=True, info={**info, "refined": False})
 
-    work = _resize(rgb, size, "auto").clamp(0.0, 1.0)
+    work = resize_image(rgb, size).clamp(0.0, 1.0)
     hair, face, face_scale = hair_and_face(item, size)
     trimap = build_trimap(rough, hair, face, face_scale, settings)
     info["unknown_share"] = float((trimap == 0.5).to(torch.float32).mean())
@@ -342,33 +281,45 @@ def matte_from_alpha(rgb: torch.Tensor, alpha: torch.Tensor, settings: MatteSett
     foreground colour is estimated."""
     rgb = rgb.detach().to("cpu", torch.float32)
     height, width = rgb.shape[:2]
-    alpha = _snap(_resize(alpha.detach().to("cpu", torch.float32), (height, width)))
+    alpha = _snap(resize(alpha.detach().to("cpu", torch.float32), (height, width)))
     area = float((alpha > 0.5).to(torch.float32).mean())
     if area < MIN_PERSON_AREA:
         return Matte(alpha=alpha, foreground=rgb.clone(), found=False, info={"person_area": area, "source": "alpha"})
     size = work_size(height, width, settings.work_px)
-    work = _resize(rgb, size, "auto").clamp(0.0, 1.0)
-    alpha_work = _snap(_resize(alpha, size, "auto"))
+    work = resize_image(rgb, size).clamp(0.0, 1.0)
+    alpha_work = _snap(resize(alpha, size))
     foreground = estimate_foreground(rgb, alpha, work, alpha_work)
     return Matte(alpha=alpha, foreground=foreground, found=True, info={"person_area": area, "source": "alpha"})
 
 
+# ---------------------------------------------------------------------------------------
+# Edge-aware upsampling, tile by tile: only tiles the edge band reaches do any work
+
+
 def upsample_alpha(rgb: torch.Tensor, work: torch.Tensor, alpha_work: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-    """Full-resolution alpha: the working alpha's local affine colour model applied to the
-    full-resolution pixels, strip by strip (decided trimap pixels stay decided)."""
+    """Full-resolution alpha: the working alpha's local affine colour model (guided-filter
+    coefficients, fitted on the working copy) applied to the full-resolution pixels of the
+    tiles the unknown band reaches; decided trimap pixels stay exactly 0 or 1."""
+    import cv2
+
     height, width = rgb.shape[:2]
-    a, b = affine_colour_model(work, alpha_work, radius=1, eps=1e-4)
+    a, b = guided_coefficients(work.permute(2, 0, 1), alpha_work[None], radius=1, eps=1e-4)
     # A one-pixel margin keeps the upsampled transition inside the band that was solved.
-    known_fg = _erode((trimap >= 1.0).to(torch.float32), 1)
-    known_bg = _erode((trimap <= 0.0).to(torch.float32), 1)
-    coeffs = torch.cat([a, b[None], known_fg[None], known_bg[None]], dim=0)  # [6,h,w]
-    alpha = torch.empty(height, width, dtype=torch.float32)
-    for y0 in range(0, height, STRIP_ROWS):
-        y1 = min(height, y0 + STRIP_ROWS)
-        c = stretch_rows(coeffs, height, y0, y1, width)
-        strip = (c[0:3].permute(1, 2, 0) * rgb[y0:y1]).sum(-1) + c[3]
-        strip = torch.where(c[4] > 0.5, torch.ones_like(strip), strip)
-        alpha[y0:y1] = _snap(torch.where(c[5] > 0.5, torch.zeros_like(strip), strip))
+    code = np.full(trimap.shape, _BAND, np.uint8)
+    code[(erode((trimap >= 1.0).to(torch.float32), 1) > 0.5).numpy()] = _FOREGROUND
+    code[(erode((trimap <= 0.0).to(torch.float32), 1) > 0.5).numpy()] = _BACKGROUND
+    full_code = cv2.resize(code, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    alpha = torch.from_numpy(full_code == _FOREGROUND).to(torch.float32)
+    model = GridSampler(torch.cat([a.reshape(3, *a.shape[-2:]), b]), (height, width))
+    for box in tiles(height, width):
+        rows, cols = box.slices()
+        band = torch.from_numpy(full_code[rows, cols] == _BAND)
+        if not bool(band.any()):
+            continue
+        coefficients = model.at(box)  # [4, h, w]: a (3), b
+        guide = rgb[rows, cols].permute(2, 0, 1)
+        value = _snap((coefficients[:3] * guide).sum(0) + coefficients[3])
+        alpha[rows, cols] = torch.where(band, value, alpha[rows, cols])
     return alpha
 
 
@@ -379,21 +330,74 @@ def estimate_foreground(rgb: torch.Tensor, alpha: torch.Tensor, work: torch.Tens
     colours; at full resolution the foreground is solved from the compositing equation with
     the (smooth) background, ``F = (I - (1-a)·B) / a``, where alpha is large enough to trust
     it, and taken from the working estimate where it is small. Where alpha is 1, ``F`` is the
-    input pixel itself.
+    input pixel itself (tiles that are all opaque are the input, untouched by any sum).
     """
     height, width = rgb.shape[:2]
     fg_np, bg_np = estimate_colours(work.numpy(), alpha_work.numpy())
-    colours = torch.cat([torch.from_numpy(fg_np).permute(2, 0, 1), torch.from_numpy(bg_np).permute(2, 0, 1)], dim=0)
-    same = tuple(work.shape[:2]) == (height, width)
-    foreground = torch.empty(height, width, 3, dtype=torch.float32)
-    for y0 in range(0, height, STRIP_ROWS):
-        y1 = min(height, y0 + STRIP_ROWS)
-        pixels = rgb[y0:y1]
-        col = (colours[:, y0:y1] if same else stretch_rows(colours, height, y0, y1, width)).permute(1, 2, 0)
+    colours = GridSampler(torch.from_numpy(np.concatenate([fg_np, bg_np], axis=-1)).permute(2, 0, 1), (height, width))
+    foreground_only = GridSampler(torch.from_numpy(fg_np).permute(2, 0, 1), (height, width))
+    foreground = rgb.clone()
+    for box in tiles(height, width):
+        rows, cols = box.slices()
+        weight = alpha[rows, cols]
+        low, high = value_range(weight)
+        if low >= 1.0:
+            continue
+        if high <= 0.0:  # clear background: the extrapolated colour (never shown, but smooth)
+            foreground[rows, cols] = foreground_only.at(box).permute(1, 2, 0)
+            continue
+        col = colours.at(box).permute(1, 2, 0)
         fg_up, bg_up = col[..., 0:3], col[..., 3:6]
-        weight = alpha[y0:y1, :, None]
+        pixels = rgb[rows, cols]
+        weight = weight[..., None]
         solved = ((pixels - (1.0 - weight) * bg_up) / weight.clamp_min(1e-3)).clamp(0.0, 1.0)
         trust = ((weight - 0.3) / 0.5).clamp(0.0, 1.0)
         mixed = fg_up + trust * (solved - fg_up)
-        foreground[y0:y1] = torch.where(weight >= 1.0, pixels, mixed)
+        foreground[rows, cols] = torch.where(weight >= 1.0, pixels, mixed)
     return foreground
+
+
+# ---------------------------------------------------------------------------------------
+# Compositing over a new background
+
+
+PersonEdit = Callable[[Box, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def composite(
+    rgb: torch.Tensor,
+    alpha: torch.Tensor,
+    foreground: torch.Tensor,
+    backdrop: Callable[[Box], torch.Tensor],
+    edit_person: PersonEdit | None = None,
+) -> torch.Tensor:
+    """``a·F + (1−a)·B`` over a frame, tile by tile, with the input pixel kept bit-exact where
+    alpha is 1 (a tile that is all opaque is not touched at all).
+
+    ``backdrop(box)`` gives the new background on a tile (``[h, w, 3]``); it is only asked for
+    tiles that show some of it. ``edit_person(box, a, person)`` (optional: the light wrap)
+    returns the person's colour changed on a tile and where it changed; every tile is then
+    visited.
+    """
+    out = rgb.clone()
+    for box in tiles(*rgb.shape[:2]):
+        rows, cols = box.slices()
+        a = alpha[rows, cols]
+        low, high = value_range(a)
+        if low >= 1.0 and edit_person is None:
+            continue
+        if high <= 0.0:
+            out[rows, cols] = backdrop(box).clamp(0.0, 1.0)
+            continue
+        a = a[..., None]
+        person = foreground[rows, cols]
+        keep = a >= 1.0
+        if edit_person is not None:
+            person, changed = edit_person(box, a, person)
+            keep = keep & ~changed[..., None]
+            if bool(keep.all()):
+                continue
+        back = backdrop(box) if low < 1.0 else torch.zeros_like(person)
+        mixed = a * person + (1.0 - a) * back
+        out[rows, cols] = torch.where(keep, rgb[rows, cols], mixed.clamp(0.0, 1.0))
+    return out

@@ -18,7 +18,7 @@ from ..core.face_inputs import restore_layout, split_layout
 from ..core.kernel import for_each_frame
 from ..core.matte import MIN_PERSON_AREA, Matte, MatteSettings, matte_frame, matte_from_alpha
 from ..core.regions import ImageFaces
-from ..core.tensors import as_image_batch, as_mask_batch
+from ..core.tensors import as_image_batch, as_mask_batch, stack_frames
 from .common import FACE_REGIONS, bool_widget, category, combo_widget, float_widget, int_widget, register
 from .preview import compare_ui
 
@@ -174,8 +174,8 @@ class PortraitMatte:
             return result
 
         mattes = for_each_frame(rgb.shape[0], one, "PortraitMatte")
-        alpha = torch.stack([m.alpha for m in mattes])
-        foreground = torch.stack([m.foreground for m in mattes])
+        alpha = stack_frames([m.alpha for m in mattes])
+        foreground = stack_frames([m.foreground for m in mattes])
         ui: dict[str, Any] = {}
         if comfy.in_comfyui():  # the cut-out on mid grey, for the canvas comparer only
             shown = slice(0, 4)
@@ -248,7 +248,7 @@ class PortraitBokeh:
         frames = for_each_frame(batch, one, "PortraitBokeh", comfy.torch_device())
         if all(frame is rgb[i] for i, frame in enumerate(frames)):
             return {"ui": compare_ui(base, base), "result": (base,)}
-        result = restore_layout(base, rgb, torch.stack(frames), channels, alpha_channel)
+        result = restore_layout(base, rgb, stack_frames(frames), channels, alpha_channel)
         return {"ui": compare_ui(base, result), "result": (result,)}
 
 
@@ -321,7 +321,7 @@ class BackgroundReplace:
                 alpha = torch.zeros_like(alpha)
             return replace_frame(rgb[index], alpha, fg, settings, picture)
 
-        out = torch.stack(for_each_frame(batch, one, "BackgroundReplace")).contiguous()
+        out = stack_frames(for_each_frame(batch, one, "BackgroundReplace"))
         return {"ui": compare_ui(rgb, out), "result": (out,)}
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .masks import Box, upsample_window
+from .masks import Box, resize, upsample_window
 
 
 def _as_4d(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -272,10 +272,9 @@ def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: f
         a, b = guided_coefficients(g3, s3, radius, eps)
         out = apply_guided(a, b, g3)
     else:
-        shrink = coarse_size[0] <= height
-        options = {"mode": "area"} if shrink else {"mode": "bilinear", "align_corners": False}
-        small_guide = F.interpolate(g3[None], size=tuple(coarse_size), **options)[0]
-        small_source = F.interpolate(s3[None], size=tuple(coarse_size), **options)[0]
+        # Area-shrunk (OpenCV's exact weights on the CPU) or bilinearly grown.
+        small_guide = resize(g3, tuple(coarse_size))
+        small_source = resize(s3, tuple(coarse_size))
         a, b = guided_coefficients(small_guide, small_source, radius, eps)
         out = apply_guided(a, b, g3, (height, width), Box(0, 0, width, height))
     if squeeze:

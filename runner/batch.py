@@ -305,7 +305,8 @@ class Batch:
                             try:
                                 graph = self._job_graph(job)
                                 worker = (self.manifest.records.get(job.key) or {}).get("worker")
-                                self.manifest.append({**record, "status": "started", "prompt_id": prompt_id})
+                                # Advisory (no fsync): the prompt id is the key's, nothing is recovered from it.
+                                self.manifest.append({**record, "status": "started", "prompt_id": prompt_id}, durable=False)
                                 handle = engine.submit(job, graph, self.loader, extra, self.timeout, prompt_id, worker)
                                 flying[handle] = (index, started, record, prompt_id)
                                 twins[job.key] = []

@@ -17,13 +17,14 @@ error names the extra to install.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
-from .dask_worker import RESOURCE, TaskOutcome, TaskSpec, object_info_task, run_task
+from .dask_worker import RESOURCE, STARTED_TOPIC, TaskOutcome, TaskSpec, object_info_task, run_task
 from .engine_local import RunResult
 from .errors import JobFailed, ParameterError, RunnerError, ServerUnavailable, TransientServerError
 from .inputs import Job
@@ -35,6 +36,9 @@ EXTRA = 'pip install "comfyui-portrait-polish[dask]"'
 TASK_RETRIES = 2  # a task that raised (its ComfyUI down, a worker-side bug) is tried this many more times
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before exit 3
 WORKER_WAIT = 60.0  # seconds to wait for a worker with the resource before exit 3
+IN_FLIGHT_BYTES = 256 * 2**20  # inputs in flight beyond two per slot stop at this many bytes
+CHUNK = 8  # jobs submitted to the scheduler in one call (one call costs milliseconds)
+BYSTANDER_RESUBMITS = 3  # a job that only waited on workers that died is sent again this many times
 _LOCAL = re.compile(r"^local:(\d+)$")
 
 
@@ -89,7 +93,12 @@ class DaskEngine:
         self.client: Any = None
         self.cluster: Any = None
         self._object_info: dict[str, Any] | None = None
-        self._futures: dict[Any, float] = {}  # live future -> wall clock when submitted
+        self._futures: dict[Any, tuple[float, int]] = {}  # live future -> (wall clock when submitted, input bytes)
+        self._by_key: dict[str, Any] = {}  # job key -> its future (the handle Batch holds is the job key)
+        self._pending: list[tuple[TaskSpec, str | None]] = []  # jobs not yet sent to the scheduler
+        self._bytes = 0
+        self._specs: dict[str, TaskSpec] = {}  # job key -> its task, while in flight
+        self._resubmits: collections.Counter[str] = collections.Counter()
         self._completed: Any = None  # distributed.as_completed over the live futures, gathering their results
         self._payloads: dict[Any, Any] = {}  # finished future -> its result, or its error
         self._slots = 1
@@ -163,15 +172,20 @@ class DaskEngine:
     def prompt_id(self, job_key: str) -> str:
         return prompt_id_for(job_key)
 
+    def _floor(self) -> int:
+        return max(2, 2 * self._slots)  # two per slot: a worker's next job is there when it finishes one
+
     def window(self) -> int:
-        """How many jobs to keep in flight: twice the cluster's slots (workers joining or
-        leaving are seen within 2 s), so no worker waits for the client; the inputs' bytes
-        in flight stay bounded."""
+        """How many jobs to keep in flight: at least two per slot of the cluster (workers
+        joining or leaving are seen within 2 s), more (up to 8 per slot, 64 in all) to hide
+        the scheduler's round trips for small images, while their bytes stay bounded."""
         if self.fixed_window:
             return self.fixed_window
         if time.monotonic() - self._slots_checked > 2.0:
             self._count_slots()
-        return max(4, 2 * self._slots)
+        if self._bytes > IN_FLIGHT_BYTES:
+            return self._floor()
+        return max(self._floor(), min(64, 8 * self._slots))
 
     # ------------------------------------------------------------------ jobs
 
@@ -185,23 +199,78 @@ class DaskEngine:
                             reason="input_changed")
         spec = TaskSpec(key=job.key, prompt_id=prompt_id, graph=graph, loader=loader, input_name=job.input.name,
                         input_sha256=job.input_sha256, data=data, extra_pnginfo=extra_pnginfo, timeout=timeout)
-        where = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        future = self.client.submit(run_task, spec, key=task_key(job.key), resources={RESOURCE: 1},
-                                    retries=self.retries, pure=False, **where)
-        self._futures[future] = time.time()
-        self._completed.add(future)
-        return future
+        self._pending.append((spec, worker))
+        self._bytes += len(data)
+        if len(self._pending) >= CHUNK:
+            self._flush()
+        return job.key
 
-    def next_done(self) -> Any:
-        """Block until one submitted job is finished (or failed); return its handle."""
-        future, payload = next(self._completed)
-        self._payloads[future] = payload
-        return future
+    def _flush(self) -> None:
+        """Send the pending jobs to the scheduler: one call for those with no preferred worker."""
+        pending, self._pending = self._pending, []
+        plain = [spec for spec, worker in pending if not worker]
+        futures = []
+        if plain:
+            futures += self.client.map(run_task, plain, key=[task_key(spec.key) for spec in plain],
+                                       resources={RESOURCE: 1}, retries=self.retries, pure=False)
+        for spec, worker in pending:
+            if worker:
+                futures.append(self.client.submit(run_task, spec, key=task_key(spec.key), resources={RESOURCE: 1},
+                                                  retries=self.retries, pure=False, workers=[worker],
+                                                  allow_other_workers=True))
+        now = time.time()
+        specs = plain + [spec for spec, worker in pending if worker]
+        for spec, future in zip(specs, futures, strict=True):
+            self._futures[future] = (now, len(spec.data))
+            self._by_key[spec.key] = future
+            self._specs[spec.key] = spec
+        self._completed.update(futures)
 
-    def outcome(self, future: Any) -> RunResult:
+    def next_done(self) -> str:
+        """Block until one submitted job is finished (or failed); return its handle (the job key)."""
+        if self._pending and (len(self._futures) < self._floor() + CHUNK or not self._futures):
+            self._flush()  # the workers would run short: do not wait for a whole chunk
+        while True:
+            future, payload = next(self._completed)
+            key = str(future.key)[len(task_key("")):]
+            if self._bystander(future, payload, key):
+                # It only waited for a slot on workers that died (Dask sends a worker more jobs
+                # than it runs at once): it never ran, so it is no suspect. Send it again.
+                self._resubmits[key] += 1
+                self._forget(future)
+                self._pending.append((self._specs.pop(key), None))
+                self._bytes += len(self._pending[-1][0].data)
+                self._flush()
+                continue
+            self._payloads[future] = payload
+            return key
+
+    def _bystander(self, future: Any, payload: Any, key: str) -> bool:
+        error = payload[1] if isinstance(payload, tuple) and len(payload) > 1 else payload
+        if future.status != "error" or type(error).__name__ != "KilledWorker":
+            return False
+        if self._resubmits[key] >= BYSTANDER_RESUBMITS:
+            return False
+        try:
+            began = {message for _time, message in self.client.get_events(STARTED_TOPIC)}
+        except Exception as exc:  # noqa: BLE001 - no events: treat it as a suspect (bounded tries)
+            log.debug("reading the workers' start events failed: %s", exc)
+            return False
+        return key not in began
+
+    def _forget(self, future: Any) -> None:
+        _submitted, size = self._futures.pop(future, (0.0, 0))
+        self._bytes -= size
+        self._by_key.pop(str(future.key)[len(task_key("")):], None)
+        future.release()
+
+    def outcome(self, job_key: str) -> RunResult:
         """The finished job's result; its failure as JobFailed (TransientServerError when its
         ComfyUI stayed down through every retry)."""
-        submitted = self._futures.pop(future, time.time())
+        future = self._by_key.pop(job_key)
+        self._specs.pop(job_key, None)
+        submitted, size = self._futures.pop(future, (time.time(), 0))
+        self._bytes -= size
         payload = self._payloads.pop(future, None)
         try:
             if isinstance(payload, BaseException) or future.status == "cancelled":
@@ -223,14 +292,18 @@ class DaskEngine:
 
     def running_on(self) -> dict[str, str]:
         """Job key -> the worker running it now (recorded on Ctrl-C, preferred on the rerun)."""
+        prefix = task_key("")
         try:
             processing = self.client.processing()
+            # Jobs finished there whose result had not reached us yet: the worker's cache has them.
+            holders = self.client.who_has(list(self._futures)) if self._futures else {}
         except Exception as exc:  # noqa: BLE001 - the scheduler may be gone: no preference then
             log.debug("asking the scheduler what runs where failed: %s", exc)
             return {}
-        prefix = task_key("")
-        return {str(key)[len(prefix):]: worker for worker, keys in processing.items() for key in keys
-                if str(key).startswith(prefix)}
+        where = {str(key)[len(prefix):]: worker for worker, keys in processing.items() for key in keys
+                 if str(key).startswith(prefix)}
+        where.update({str(key)[len(prefix):]: workers[0] for key, workers in holders.items() if workers})
+        return where
 
     def cancel(self) -> None:
         """Ctrl-C: cancel every job still queued or running on the cluster."""
@@ -242,6 +315,10 @@ class DaskEngine:
             except Exception as exc:  # noqa: BLE001 - the scheduler may be gone already
                 log.debug("cancelling on the cluster failed: %s", exc)
         self._futures.clear()
+        self._by_key.clear()
+        self._specs.clear()
+        self._pending.clear()
+        self._bytes = 0
 
     def close(self) -> None:
         for thing in (self.client, self.cluster):

@@ -43,6 +43,7 @@ from .photo import saved_refs
 RESOURCE = "portrait_polish"  # the worker resource a task needs one unit of
 COMFY_ENV = "PORTRAIT_POLISH_COMFY"  # a worker's ComfyUI URL; unset: the in-process engine
 CACHE_ENV = "PORTRAIT_POLISH_DASK_CACHE_MB"  # the result cache's budget per worker (default 512)
+STARTED_TOPIC = "portrait-polish-started"  # scheduler event per job a worker begins to run (see _log_start)
 
 
 @dataclass
@@ -86,6 +87,7 @@ _engine_lock = threading.Lock()
 _run_lock = threading.Lock()  # one job at a time per engine, whatever the worker's thread count
 _cache: collections.OrderedDict[str, TaskOutcome] = collections.OrderedDict()
 _cache_lock = threading.Lock()
+_cache_bytes = 0
 executions = collections.Counter()  # job key -> times this process ran it (not reused): for tests and stats
 
 
@@ -158,16 +160,18 @@ def _cached(key: str) -> TaskOutcome | None:
 def _remember(key: str, outcome: TaskOutcome) -> None:
     """Keep a finished result, newest last, within the byte budget (a result bigger than the
     whole budget is not kept)."""
+    global _cache_bytes
     budget = _cache_budget()
     if outcome.size > budget:
         return
     with _cache_lock:
+        previous = _cache.pop(key, None)
+        _cache_bytes -= previous.size if previous is not None else 0
         _cache[key] = outcome
-        _cache.move_to_end(key)
-        total = sum(item.size for item in _cache.values())
-        while total > budget and _cache:
+        _cache_bytes += outcome.size
+        while _cache_bytes > budget and _cache:
             _old_key, old = _cache.popitem(last=False)
-            total -= old.size
+            _cache_bytes -= old.size
 
 
 # ------------------------------------------------------------------ one task
@@ -185,10 +189,23 @@ def run_task(spec: TaskSpec) -> TaskOutcome:
         raise RuntimeError(f"{spec.input_name}: the input's bytes arrived damaged (sha256 differs); retrying")
     engine = worker_engine()
     with _run_lock:
+        _log_start(spec.key)
         outcome = _run(engine, spec, started)
     if outcome.failure is None:
         _remember(spec.key, outcome)
     return outcome
+
+
+def _log_start(key: str) -> None:
+    """Tell the scheduler this job began here: when a worker dies, the client tells the job
+    that was running (a suspect: the scheduler's allowed-failures bounds its tries) from the
+    jobs that only waited there for the worker's slot (rescheduled, never failed for it)."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(STARTED_TOPIC, key)
+    except (ImportError, ValueError):  # not on a Dask worker (called directly)
+        pass
 
 
 def _input_folder(engine: Any) -> Path:

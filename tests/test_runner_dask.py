@@ -190,7 +190,7 @@ def test_a_poison_image_fails_after_bounded_tries_and_the_batch_goes_on(local_cl
     poisoned = [job for job in summary.jobs if "poison" in Path(job.input).name]
     assert len(poisoned) == 1 and poisoned[0].status == "failed" and poisoned[0].reason == "worker_died", summary.text()
     assert "died" in poisoned[0].message
-    assert summary.count("done") == 5 and summary.exit_code == 1  # the batch went on; 1: some failed
+    assert summary.count("done") == 5 and summary.exit_code == 1, summary.text()  # the batch went on; 1: some failed
     Ledger(out, 5).check(final=True)
     failed = [r for r in _records(out) if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["reason"] == "worker_died"
@@ -355,9 +355,17 @@ def test_ctrl_c_cancels_on_the_cluster_and_the_rerun_runs_nothing_twice(process_
     assert rerun["done"] + rerun["skipped"] == 12 and rerun["skipped"] == summary["done"], rerun
     Ledger(out, 12).check(final=True)
     runs = _executions(process_cluster, before)
-    # The jobs cancelled while running were waited for or taken from where they ran (the
-    # ComfyUI history under the job's prompt id, or the worker's cache): none ran twice.
-    assert len(runs) == 12 and set(runs.values()) == {1}, runs
+    # A job cancelled while a worker ran it is sent back to that worker on the rerun (the
+    # cancelled record names it), which has it in its cache or its ComfyUI's history under
+    # the job's prompt id: it does not run again. Only a job whose worker was not known at the
+    # Ctrl-C (its result was on the way) may run a second time, on another worker.
+    unhinted = {r["job"][:16] for r in cancelled if not r.get("worker")}
+    twice = {job for job, n in runs.items() if n > 1}
+    assert len(runs) == 12 and max(runs.values()) <= 2 and twice <= unhinted, (runs, cancelled)
+    for name, fake in process_cluster.fakes.items():  # never twice on one server
+        assert all(n - before[name].get(prefix, 0) <= 1 for prefix, n in fake.completed_prefixes.items())
+    print(f"Ctrl-C: {len(cancelled)} cancelled ({len(cancelled) - len(unhinted)} with their worker), "
+          f"{len(twice)} run twice")
 
 
 def test_a_worker_killed_mid_task_is_rescheduled_and_written_once(process_cluster, tmp_path):
@@ -390,10 +398,16 @@ def test_a_worker_killed_mid_task_is_rescheduled_and_written_once(process_cluste
     assert killed, "the worker was never seen busy"
     assert summary.exit_code == 0 and summary.count("done") == 16, summary.text()
     Ledger(out, 16).check(final=True)  # every image written exactly once, none lost
-    job = killed["keys"][0][len("portrait-polish-"):]
-    sidecar = next(json.loads(p.read_text()) for p in out.glob("*.json") if json.loads(p.read_text())["job"] == job)
-    assert sidecar["engine"]["worker"] != victim  # rescheduled onto a live worker
     runs = _executions(process_cluster, before)
-    assert runs[job[:16]] >= 1 and all(n == 1 for key, n in runs.items() if key != job[:16]), runs
+    assert len(runs) == 16, runs
+    # Only the job the victim was running ran twice (there, and again elsewhere); the jobs that
+    # were waiting for its slot were rescheduled without running.
+    twice = [job for job, n in runs.items() if n > 1]
+    on_victim = {key[len("portrait-polish-"):][:16] for key in killed["keys"]}
+    assert len(twice) <= 1 and set(twice) <= on_victim and max(runs.values()) <= 2, runs
+    for path in out.glob("*.json"):
+        sidecar = json.loads(path.read_text())
+        if sidecar["job"][:16] in on_victim:
+            assert sidecar["engine"]["worker"] != victim  # rescheduled onto a live worker
     for name, fake in process_cluster.fakes.items():  # never twice on one server
         assert all(n - before[name].get(prefix, 0) <= 1 for prefix, n in fake.completed_prefixes.items())

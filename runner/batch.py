@@ -19,10 +19,12 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from .engine_local import ref_id
 from .errors import Cancelled, InputError, JobFailed, ParameterError, RunnerError, TransientServerError, WorkflowError
 from .inputs import IMAGE_EXTENSIONS, Job, collect_inputs, make_stems_unique
 from .outputs import (
@@ -53,6 +55,7 @@ from .workflow import (
 log = logging.getLogger("portrait_polish")
 
 RUNNER_PREFIX = "portrait_polish_runner"
+WRITER_THREADS = 4  # distributed runs: write units in flight at once (their fsyncs overlap)
 
 # Re-exported: the batch's public pieces live in smaller modules.
 __all__ = ["Batch", "run_workflow", "Summary", "JobResult", "Job", "Manifest", "MANIFEST_NAME", "IMAGE_EXTENSIONS",
@@ -86,7 +89,7 @@ class Batch:
                  engine: Any = None, sets: list[str] | dict[str, Any] | None = None, overwrite: bool = False,
                  concurrency: int = 1, timeout: float | None = None, retries: int = 8, input_node: str | None = None,
                  progress: bool = True, recursive: bool = False, name: str | None = None,
-                 photo: PhotoOptions | None = None) -> None:
+                 photo: PhotoOptions | None = None, dask: str | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.overwrite = overwrite
         self.concurrency = max(1, int(concurrency))
@@ -95,7 +98,14 @@ class Batch:
         self.recursive = recursive
         self._own_engine = engine is None
         if engine is None:
-            if server:
+            if dask and server:
+                raise ParameterError("--dask and --server do not go together: give each Dask worker its own ComfyUI "
+                                     "(portrait-polish worker --scheduler ADDRESS --comfy URL)")
+            if dask:
+                from .dask_engine import DaskEngine
+
+                engine = DaskEngine(dask)
+            elif server:
                 from .engine_server import ServerEngine
 
                 engine = ServerEngine(server, retries=retries)
@@ -202,7 +212,9 @@ class Batch:
         interrupted = False
         running: int | None = None
         try:
-            if self.concurrency == 1 or not hasattr(self.engine, "interrupt"):
+            if hasattr(self.engine, "submit"):  # Dask: many jobs in flight, written here as they finish
+                interrupted = self._run_distributed(results, bar)
+            elif self.concurrency == 1 or not hasattr(self.engine, "interrupt"):
                 for index, job in enumerate(self.jobs):
                     bar.status(job.stem, "running")
                     running = index
@@ -254,6 +266,89 @@ class Batch:
                 return True
         return False
 
+    def _run_distributed(self, results: dict[int, JobResult], bar: ProgressBar) -> bool:
+        """Jobs on an engine that runs them elsewhere (Dask), a window at a time; each result
+        is written here, in this process, through the same write unit as every other run, by
+        a few writer threads (the units' fsyncs overlap; a unit in a thread is never cut by
+        Ctrl-C). True when Ctrl-C stopped it: the jobs in flight are cancelled on the cluster."""
+        engine = self.engine
+        waiting = deque(range(len(self.jobs)))
+        flying: dict[Any, tuple[int, float, dict[str, Any], str]] = {}  # handle -> index, started, record, prompt id
+        writing: dict[Future, int] = {}
+        twins: dict[str, list[int]] = {}  # key in flight -> later jobs with the same input and settings
+        extra = {"workflow": self.ui} if self.ui else None
+
+        def settle(index: int, result: JobResult) -> None:
+            results[index] = result
+            bar.finished(str(self.jobs[index].input), result)
+            waiting.extendleft(reversed(twins.pop(self.jobs[index].key, [])))  # now skipped, as in a rerun
+
+        def settle_written(block: bool) -> None:
+            finished = wait(writing, return_when=FIRST_COMPLETED)[0] if block else [f for f in writing if f.done()]
+            for future in finished:
+                settle(writing.pop(future), future.result())
+
+        with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="portrait-polish-writer") as writers:
+            try:
+                while waiting or flying or writing:
+                    while waiting and len(flying) < engine.window():
+                        index = waiting.popleft()
+                        job = self.jobs[index]
+                        if job.key in twins:  # it follows its twin
+                            twins[job.key].append(index)
+                            continue
+                        started = time.perf_counter()
+                        record = {"job": job.key, "input": str(job.input), "workflow": self.name}
+                        result = self._resume(job, started)
+                        prompt_id = engine.prompt_id(job.key)
+                        if result is None:
+                            try:
+                                graph = self._job_graph(job)
+                                worker = (self.manifest.records.get(job.key) or {}).get("worker")
+                                # Advisory (no fsync): the prompt id is the key's, nothing is recovered from it.
+                                self.manifest.append({**record, "status": "started", "prompt_id": prompt_id}, durable=False)
+                                handle = engine.submit(job, graph, self.loader, extra, self.timeout, prompt_id, worker)
+                                flying[handle] = (index, started, record, prompt_id)
+                                twins[job.key] = []
+                                continue
+                            except (RunnerError, OSError) as exc:
+                                result = self._failure(job, record, prompt_id, started, exc)
+                        results[index] = result
+                        bar.finished(str(job.input), result)
+                    settle_written(block=len(writing) > 4 * WRITER_THREADS)  # bounded: results wait in memory
+                    if not flying:
+                        if writing:
+                            settle_written(block=True)
+                        continue
+                    handle = engine.next_done()
+                    index, started, record, prompt_id = flying.pop(handle)
+                    job = self.jobs[index]
+                    try:
+                        result = engine.outcome(handle)
+                    except (RunnerError, OSError) as exc:
+                        settle(index, self._failure(job, record, prompt_id, started, exc))
+                        continue
+                    writing[writers.submit(self._write_job, job, result, prompt_id, started, record)] = index
+            except KeyboardInterrupt:
+                where = engine.running_on()  # a rerun prefers these workers: they still have the result
+                self._cancel()
+                for future, index in writing.items():  # units being written are finished, never cut
+                    results[index] = future.result()
+                for index, _started, record, prompt_id in flying.values():
+                    worker = {"worker": where[record["job"]]} if record["job"] in where else {}
+                    self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id, **worker})
+                    results[index] = JobResult(str(self.jobs[index].input), "cancelled", "interrupted",
+                                               "cancelled on the cluster")
+                return True
+        return False
+
+    def _write_job(self, job: Job, result: Any, prompt_id: str, started: float, record: dict[str, Any]) -> JobResult:
+        try:
+            outputs, sidecars = self._write_outputs(job, result, prompt_id, started, record)
+        except (RunnerError, OSError) as exc:
+            return self._failure(job, record, prompt_id, started, exc)
+        return JobResult(str(job.input), "done", outputs=outputs, sidecars=sidecars, seconds=time.perf_counter() - started)
+
     def close(self) -> None:
         if self._own_engine:
             self.engine.close()
@@ -287,9 +382,9 @@ class Batch:
                 "written by portrait-polish for these settings; nothing was written for this input (use --overwrite "
                 "to replace, or choose another output folder)")
 
-    def _run_job(self, job: Job) -> JobResult:
-        started = time.perf_counter()
-        record = {"job": job.key, "input": str(job.input), "workflow": self.name}
+    def _resume(self, job: Job, started: float) -> JobResult | None:
+        """What an earlier run already settled for ``job`` (cancelled, skipped, adopted after a
+        kill, or its output names taken), or None: it needs running."""
         if self._cancelled.is_set():
             return JobResult(str(job.input), "cancelled", "interrupted", "not started")
         if not self.overwrite:
@@ -309,6 +404,33 @@ class Batch:
         taken = self._taken([planned, sidecar_name(planned)], job)
         if taken:
             return JobResult(str(job.input), "exists", "output_exists", self._exists_message(taken))
+        return None
+
+    def _failure(self, job: Job, record: dict[str, Any], prompt_id: str, started: float,
+                 exc: RunnerError | OSError) -> JobResult:
+        """A job that did not finish: its manifest record and its result."""
+        seconds = time.perf_counter() - started
+        if isinstance(exc, Cancelled) or (isinstance(exc, JobFailed) and exc.reason == "interrupted"
+                                          and self._cancelled.is_set()):  # our own Ctrl-C reached it first
+            self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
+            return JobResult(str(job.input), "cancelled", "interrupted", str(exc), seconds=seconds)
+        if isinstance(exc, OutputExists):
+            self.manifest.append({**record, "status": "exists", "prompt_id": prompt_id})
+            return JobResult(str(job.input), "exists", exc.reason, str(exc), seconds=seconds)
+        if isinstance(exc, JobFailed):
+            self.manifest.append({**record, "status": "failed", "reason": exc.reason, "error": str(exc), "prompt_id": prompt_id})
+            return JobResult(str(job.input), "failed", exc.reason, str(exc), seconds=seconds,
+                             details=json.loads(strict_json(exc.details)))
+        reason = "server_unreachable" if isinstance(exc, TransientServerError) else "io_error" if isinstance(exc, OSError) else "error"
+        self.manifest.append({**record, "status": "failed", "reason": reason, "error": str(exc), "prompt_id": prompt_id})
+        return JobResult(str(job.input), "failed", reason, str(exc), seconds=seconds)
+
+    def _run_job(self, job: Job) -> JobResult:
+        started = time.perf_counter()
+        record = {"job": job.key, "input": str(job.input), "workflow": self.name}
+        early = self._resume(job, started)
+        if early is not None:
+            return early
         previous = self.manifest.records.get(job.key) or {}
         prompt_id = str(uuid.uuid4())
         try:
@@ -324,28 +446,13 @@ class Batch:
                 self.manifest.append({**record, "status": "started", "prompt_id": prompt_id})
                 result = self._execute(job, graph, prompt_id)
             outputs, sidecars = self._write_outputs(job, result, prompt_id, started, record)
-        except Cancelled as exc:
-            self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
-            return JobResult(str(job.input), "cancelled", "interrupted", str(exc), seconds=time.perf_counter() - started)
         except KeyboardInterrupt:
             if hasattr(self.engine, "interrupt"):
                 self.engine.interrupt(prompt_id)  # Ctrl-C: cancel it on the server too
             self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
             raise
-        except OutputExists as exc:
-            self.manifest.append({**record, "status": "exists", "prompt_id": prompt_id})
-            return JobResult(str(job.input), "exists", exc.reason, str(exc), seconds=time.perf_counter() - started)
-        except JobFailed as exc:
-            if exc.reason == "interrupted" and self._cancelled.is_set():  # our own Ctrl-C reached it first
-                self.manifest.append({**record, "status": "cancelled", "prompt_id": prompt_id})
-                return JobResult(str(job.input), "cancelled", "interrupted", str(exc), seconds=time.perf_counter() - started)
-            self.manifest.append({**record, "status": "failed", "reason": exc.reason, "error": str(exc), "prompt_id": prompt_id})
-            return JobResult(str(job.input), "failed", exc.reason, str(exc), seconds=time.perf_counter() - started,
-                             details=json.loads(strict_json(exc.details)))
         except (RunnerError, OSError) as exc:
-            reason = "server_unreachable" if isinstance(exc, TransientServerError) else "io_error" if isinstance(exc, OSError) else "error"
-            self.manifest.append({**record, "status": "failed", "reason": reason, "error": str(exc), "prompt_id": prompt_id})
-            return JobResult(str(job.input), "failed", reason, str(exc), seconds=time.perf_counter() - started)
+            return self._failure(job, record, prompt_id, started, exc)
         return JobResult(str(job.input), "done", outputs=outputs, sidecars=sidecars, seconds=time.perf_counter() - started)
 
     def _job_graph(self, job: Job) -> ApiGraph:
@@ -412,7 +519,7 @@ class Batch:
         timings = self._timings(result, started)
         images, sidecars = [], []
         for name, (node_id, ref) in zip(names, saved, strict=True):
-            data = self.engine.fetch(ref)
+            data = result.files[ref_id(ref)] if result.files else self.engine.fetch(ref)
             sidecar = {
                 "output": name,
                 "input": str(job.input),
@@ -427,7 +534,7 @@ class Batch:
                 "models": models_used(job.graph or {}, self.object_info),
                 "identity_guard": reports,
                 "timings": timings,
-                "engine": self.engine.describe(),
+                "engine": {**self.engine.describe(), **(result.engine or {})},  # Dask: which worker ran it
                 "runner": {"version": pack_version(), "python": sys.version.split()[0]},
             }
             if ref.get("photo"):

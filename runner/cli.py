@@ -1,4 +1,4 @@
-"""``portrait-polish`` command line: ``models`` (list/download/verify), ``run``, ``plan`` and ``refine``."""
+"""``portrait-polish`` command line: ``models`` (list/download/verify), ``run``, ``plan``, ``refine`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_plan.add_parser(sub)
     refine.add_parser(sub)
+    from . import cli_worker  # Dask itself is imported only when the command runs
+
+    cli_worker.add_parser(sub)
     return parser
 
 

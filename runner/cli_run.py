@@ -15,7 +15,7 @@ EPILOG = """\
 inputs: image files, folders (their images) and CSV files (an 'image' column plus one column
 per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done (or skipped:
 done by an earlier run with these settings), 1 some failed, 2 bad workflow/inputs/--set or
-unusable output folder (nothing ran), 3 server unreachable or not ComfyUI, 4 some inputs got
+unusable output folder (nothing ran), 3 server or Dask scheduler unreachable, or not ComfyUI, 4 some inputs got
 nothing because files the runner did not write hold their output names (status "exists";
 1 wins over 4), 130 Ctrl-C.
 """
@@ -35,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--prompt", metavar="WORDS",
                         help='plain words applied on top of the workflow\'s settings before --set, e.g. "a bit less smoothing"')
     parser.add_argument("--server", metavar="URL", help="queue on this ComfyUI server instead of running in-process")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="spread the batch over a Dask cluster: tcp://HOST:8786 (a running scheduler with "
+                             "`portrait-polish worker`s) or local:N (N worker processes here); needs the dask extra")
     parser.add_argument("--concurrency", type=int, default=1, help="prompts in flight at once (server mode)")
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock seconds allowed per image")
     parser.add_argument("--retries", type=int, default=8, help="retries for transient server faults (default 8)")
@@ -101,7 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
         batch = Batch(
             resolve_workflow(args.workflow), args.output, server=args.server, sets=sets, overwrite=args.overwrite,
             concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, input_node=args.input_node,
-            progress=not args.no_progress and not args.json, recursive=args.recursive, photo=photo,
+            progress=not args.no_progress and not args.json, recursive=args.recursive, photo=photo, dask=args.dask,
         )
         batch.add(*args.inputs)
         if args.print_prompt:

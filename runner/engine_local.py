@@ -101,6 +101,15 @@ class RunResult:
     node_results: dict[str, tuple[list[Any], ...]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per executed node
     cached: list[str] = field(default_factory=list)
+    # Set by engines that run elsewhere and bring the saved files back with the result (Dask):
+    # ref_id(ref) -> bytes, and which worker/engine ran it (for the sidecar).
+    files: dict[str, bytes] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
+
+
+def ref_id(ref: dict[str, Any]) -> str:
+    """One saved file's reference (type, subfolder, name) as one string."""
+    return f"{ref.get('type', 'output')}/{ref.get('subfolder', '')}/{ref['filename']}"
 
 
 class InProcessEngine:

@@ -247,7 +247,9 @@ class Manifest:
                 os.close(self._fd)  # closing drops the lock
                 self._fd = None
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any], durable: bool = True) -> None:
+        """Append one record; ``durable=False`` skips the fsync, for records nothing is
+        recovered from (a Dask run's "started": its prompt id is the job's own key)."""
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
         text = strict_json(record, sort_keys=True) + "\n"
         with self._lock:
@@ -258,7 +260,8 @@ class Manifest:
                 written = os.write(fd, data)  # one write: O_APPEND puts it whole at the end
                 while written < len(data):  # only on a short write (disk full): finish the line
                     written += os.write(fd, data[written:])
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 if fd != self._fd:
                     os.close(fd)

@@ -38,6 +38,8 @@ REQUIRED_MODULES = {
     "rapidfuzz": "rapidfuzz",
     "tifffile": "tifffile",
     "imagecodecs": "imagecodecs",
+    "pymatting": "pymatting",  # PersonMatte's closed-form matting
+    "scipy": "scipy",  # PersonMatte's distance transform
 }
 
 

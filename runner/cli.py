@@ -29,7 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, systemd, Kubernetes, a job scheduler) stops a run as Ctrl-C does:
+    the job running is cancelled, the manifest says so, the summary is printed, exit 130.
+    Only in the main thread (signal handlers can only be set there) and only over Python's
+    default, so an embedding program's own handler stays."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        del signum, frame
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _stop_on_sigterm()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done
 done by an earlier run with these settings), 1 some failed, 2 bad workflow/inputs/--set or
 unusable output folder (nothing ran), 3 server or Dask scheduler unreachable, or not ComfyUI, 4 some inputs got
 nothing because files the runner did not write hold their output names (status "exists";
-1 wins over 4), 130 Ctrl-C.
+1 wins over 4), 130 Ctrl-C or SIGTERM.
 """
 
 

@@ -1,10 +1,10 @@
-"""Fault injection: ``portrait-polish run`` killed (SIGKILL and SIGINT) at random moments, in
+"""Fault injection: ``portrait-polish run`` killed (SIGKILL, SIGINT and SIGTERM) at random moments, in
 process and in server mode (against tests/fake_comfy.py), and rerun until it completes.
 
 After every kill and at the end: no image lost, none done twice (one "done" record per job,
 an output never rewritten once done, and in server mode each job's prompt executed once),
 every output with a valid sidecar that matches it, the manifest readable line by line, the
-exit codes as documented (SIGINT: 130; a run that finished first: 0). The kill moments are
+exit codes as documented (SIGINT and SIGTERM: 130; a run that finished first: 0). The kill moments are
 random (seed printed on failure; set PORTRAIT_POLISH_FAULT_SEED to replay one).
 
 A deterministic companion walks a crash through every step of the write unit in process.
@@ -158,7 +158,7 @@ def _fault_rounds(forker: Forker, argv_for, tmp_path: Path, full_seconds: float,
     """Kill runs at random moments until ROUNDS kills have landed; start a fresh output
     folder whenever a run completes. Returns counts for the report."""
     rng = random.Random(seed)
-    stats = {"kills": 0, "sigkill": 0, "sigint": 0, "completed_first": 0, "folders": 0, "left_unit_open": 0}
+    stats = {"kills": 0, "sigkill": 0, "sigint": 0, "sigterm": 0, "completed_first": 0, "folders": 0, "left_unit_open": 0}
     started = time.monotonic()
     ledger = None
     while stats["kills"] < ROUNDS:
@@ -169,7 +169,8 @@ def _fault_rounds(forker: Forker, argv_for, tmp_path: Path, full_seconds: float,
             ledger = Ledger(out, IMAGES)
             if new_folder is not None:
                 new_folder(ledger)
-        sig = signal.SIGKILL if stats["kills"] % 2 == 0 else signal.SIGINT
+        # Every other kill is SIGKILL; the rest alternate Ctrl-C (SIGINT) and SIGTERM, which stops a run the same way.
+        sig = signal.SIGKILL if stats["kills"] % 2 == 0 else (signal.SIGINT if stats["kills"] % 4 == 1 else signal.SIGTERM)
         pid, log = forker.start(argv_for(ledger.out))
         time.sleep(rng.uniform(0.0, full_seconds))
         code = forker.finished()
@@ -186,11 +187,11 @@ def _fault_rounds(forker: Forker, argv_for, tmp_path: Path, full_seconds: float,
             ledger = None
             continue
         stats["kills"] += 1
-        stats["sigkill" if sig == signal.SIGKILL else "sigint"] += 1
+        stats[sig.name.lower()] += 1
         stats["left_unit_open"] += int(_open_units(ledger.out) > 0)  # killed inside a write unit
         expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
         assert code == expected, f"exit code {code} after {sig.name}, expected {expected} ({where}): {log.with_suffix('.err').read_text()[-2000:]}"
-        if sig == signal.SIGINT and log.read_text().strip():  # Ctrl-C still prints the summary
+        if sig != signal.SIGKILL and log.read_text().strip():  # Ctrl-C and SIGTERM still print the summary
             summary = json.loads(log.read_text())
             failed = [job for job in summary["jobs"] if job["status"] == "failed"]
             assert summary["exit_code"] == 130 and not failed, f"{failed} ({where})"
@@ -250,7 +251,7 @@ def test_in_process_kills_lose_nothing(forker, tmp_path):
     seed = _seed()
     stats = _fault_rounds(forker, argv_for, tmp_path, full, seed)
     print(f"in-process: full run {full:.2f} s, {stats}, seed {seed}")
-    assert stats["sigkill"] >= ROUNDS // 2 and stats["sigint"] >= ROUNDS // 2
+    assert stats["sigkill"] >= ROUNDS // 2 and stats["sigint"] >= ROUNDS // 4 and stats["sigterm"] >= ROUNDS // 4
 
 
 def test_server_mode_kills_lose_nothing_and_run_nothing_twice(forker, tmp_path):
@@ -281,7 +282,7 @@ def test_server_mode_kills_lose_nothing_and_run_nothing_twice(forker, tmp_path):
         stats = _fault_rounds(forker, argv_for, tmp_path, full, seed, after_round=executed_once,
                               new_folder=remember_executions)
         print(f"server mode: full run {full:.2f} s, {stats}, seed {seed}")
-        assert stats["sigkill"] >= ROUNDS // 2 and stats["sigint"] >= ROUNDS // 2
+        assert stats["sigkill"] >= ROUNDS // 2 and stats["sigint"] >= ROUNDS // 4 and stats["sigterm"] >= ROUNDS // 4
     finally:
         fake.close()
 

@@ -51,8 +51,21 @@ def import_distributed(what: str = "--dask") -> Any:
     return distributed
 
 
-def task_key(job_key: str) -> str:
-    return f"portrait-polish-{job_key}"
+TASK_PREFIX = "portrait-polish-"
+_RESEND = "-resend"
+
+
+def task_key(job_key: str, resend: int = 0) -> str:
+    """The job's Dask key. A job sent again after it only waited on workers that died gets a
+    key of its own (``-resend1``...): the scheduler may still hold the first, erred task under
+    the old key for a moment after it is released, and a new task under that key would take
+    its error at once. The ComfyUI prompt id stays the job's own."""
+    return f"{TASK_PREFIX}{job_key}" + (f"{_RESEND}{resend}" if resend else "")
+
+
+def job_key_of(key: Any) -> str:
+    """The job key a Dask task key (``task_key``) belongs to."""
+    return str(key)[len(TASK_PREFIX):].split(_RESEND, 1)[0]
 
 
 def prompt_id_for(job_key: str) -> str:
@@ -211,11 +224,11 @@ class DaskEngine:
         plain = [spec for spec, worker in pending if not worker]
         futures = []
         if plain:
-            futures += self.client.map(run_task, plain, key=[task_key(spec.key) for spec in plain],
+            futures += self.client.map(run_task, plain, key=[task_key(spec.key, self._resubmits[spec.key]) for spec in plain],
                                        resources={RESOURCE: 1}, retries=self.retries, pure=False)
         for spec, worker in pending:
             if worker:
-                futures.append(self.client.submit(run_task, spec, key=task_key(spec.key), resources={RESOURCE: 1},
+                futures.append(self.client.submit(run_task, spec, key=task_key(spec.key, self._resubmits[spec.key]), resources={RESOURCE: 1},
                                                   retries=self.retries, pure=False, workers=[worker],
                                                   allow_other_workers=True))
         now = time.time()
@@ -232,7 +245,7 @@ class DaskEngine:
             self._flush()  # the workers would run short: do not wait for a whole chunk
         while True:
             future, payload = next(self._completed)
-            key = str(future.key)[len(task_key("")):]
+            key = job_key_of(future.key)
             if self._bystander(future, payload, key):
                 # It only waited for a slot on workers that died (Dask sends a worker more jobs
                 # than it runs at once): it never ran, so it is no suspect. Send it again.
@@ -261,7 +274,7 @@ class DaskEngine:
     def _forget(self, future: Any) -> None:
         _submitted, size = self._futures.pop(future, (0.0, 0))
         self._bytes -= size
-        self._by_key.pop(str(future.key)[len(task_key("")):], None)
+        self._by_key.pop(job_key_of(future.key), None)
         future.release()
 
     def outcome(self, job_key: str) -> RunResult:
@@ -292,7 +305,6 @@ class DaskEngine:
 
     def running_on(self) -> dict[str, str]:
         """Job key -> the worker running it now (recorded on Ctrl-C, preferred on the rerun)."""
-        prefix = task_key("")
         try:
             processing = self.client.processing()
             # Jobs finished there whose result had not reached us yet: the worker's cache has them.
@@ -300,9 +312,9 @@ class DaskEngine:
         except Exception as exc:  # noqa: BLE001 - the scheduler may be gone: no preference then
             log.debug("asking the scheduler what runs where failed: %s", exc)
             return {}
-        where = {str(key)[len(prefix):]: worker for worker, keys in processing.items() for key in keys
-                 if str(key).startswith(prefix)}
-        where.update({str(key)[len(prefix):]: workers[0] for key, workers in holders.items() if workers})
+        where = {job_key_of(key): worker for worker, keys in processing.items() for key in keys
+                 if str(key).startswith(TASK_PREFIX)}
+        where.update({job_key_of(key): workers[0] for key, workers in holders.items() if workers})
         return where
 
     def cancel(self) -> None:

@@ -21,6 +21,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 PLAN_TYPE = "RETOUCH_PLAN"
 BACKGROUND_STEPS = ("PortraitBokeh", "BackgroundReplace")  # the steps that take PortraitMatte's matte
 UI_KEY = "portrait_polish_plan"
+IDENTITY_REPORT_UI_KEY = "portrait_polish_identity_report"  # PortraitPolish's guard report (JSON text)
 PROMPT_TOOLTIP = (
     "What you want, in plain words: 'soften minor skin distractions, brighten the eyes slightly, keep it "
     "realistic'; 'subtle teeth whitening'; 'LinkedIn'; 'everything but the skin'; 'a little less this time'. "
@@ -205,7 +206,9 @@ class PortraitPolish:
         used = plan_from(prompt, plan)
         result, report, ran = run_chain(image, used, face_regions)
         summary = used.summary() + "\n  ran: " + " -> ".join(ran)
-        ui: dict[str, Any] = {UI_KEY: [summary]}
+        # The guard's report in the UI outputs too: a server's /history carries only those,
+        # and the runner's sidecar takes it from there.
+        ui: dict[str, Any] = {UI_KEY: [summary], IDENTITY_REPORT_UI_KEY: [report]}
         if result.shape[1:3] == image.shape[1:3]:
             ui.update(compare_ui(image, result))
         return {"ui": ui, "result": (result, report, used, summary)}

@@ -15,16 +15,22 @@ def node_sort(node_id: str) -> tuple[int, int, str]:
     return (0, int(node_id), "") if node_id.isdigit() else (1, 0, node_id)
 
 
+ALL_IN_ONE = "PortraitPolishPortraitPolish"  # the plan family's whole chain, guard included
+
+
 def identity_reports(graph: ApiGraph, result, original: ApiGraph) -> list[dict[str, Any]]:
-    """IdentityGuard reports: its UI output (server and in-process) or its 'report' output."""
+    """IdentityGuard reports (also the guard inside a PortraitPolish node): its UI output
+    (server and in-process) or its 'report' output."""
     reports = []
     for node_id, node in sorted(graph.items(), key=lambda item: node_sort(item[0])):
-        if "IdentityGuard" not in node["class_type"]:
+        if "IdentityGuard" not in node["class_type"] and node["class_type"] != ALL_IN_ONE:
             continue
         entry: dict[str, Any] = {"node": node_id, "title": (node.get("_meta") or {}).get("title")}
         ui = (result.outputs or {}).get(node_id) or {}
         for key, value in ui.items():
-            if key != "images" and key != "portrait_polish_compare":
+            if key == "portrait_polish_identity_report":
+                entry.setdefault("report", _parse_report(value))
+            elif key not in ("images", "portrait_polish_compare", "portrait_polish_plan"):
                 entry[key] = value
         values = (getattr(result, "node_results", None) or {}).get(node_id)
         if values is not None:

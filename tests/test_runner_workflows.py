@@ -163,3 +163,24 @@ def test_workflow_runs_in_process_on_a_real_portrait(name, engine, photo, tmp_pa
     model_ids = {m["id"] for m in sidecar["models"]}
     assert {"yunet", "face_landmarker", "dlib_resnet"} <= model_ids
     assert all(m["sha256"] is None or len(m["sha256"]) == 64 for m in sidecar["models"])
+
+
+def test_a_portrait_polish_graph_records_its_guard_report(engine, photo, tmp_path):
+    """The all-in-one node runs IdentityGuard inside: its report reaches the sidecar as a
+    guard's does (from the node's UI outputs, which is all a server's history carries)."""
+    graph = {
+        "1": {"class_type": "PortraitPolishLoadPhoto", "inputs": {"image": "x.png", "to_srgb": False}},
+        "2": {"class_type": "PortraitPolishPortraitPolish", "inputs": {"image": ["1", 0], "prompt": "natural retouch"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "words"}},
+    }
+    with Batch(graph, tmp_path / "out", engine=engine, progress=False, name="words") as batch:
+        batch.add(photo)
+        summary = batch.run()
+    job = summary.jobs[0]
+    assert job.status == "done", job.message
+    (guard,) = json.loads((tmp_path / "out" / job.sidecars[0]).read_text())["identity_guard"]
+    assert guard["node"] == "2" and "portrait_polish_plan" not in guard
+    report = guard["report"]
+    assert report["schema"] == "portrait_polish.identity/1" and report["passed"] is True
+    matched = [face for face in report["frames"][0]["faces"] if face["status"] == "matched"]
+    assert matched and all(face["score"] >= 0.75 for face in matched)

@@ -18,12 +18,21 @@ WEB_DIRECTORY = "./js"
 # to set up the folder's "package": there is no parent package then, and nothing to register.
 if __package__:
     from .core.models import register_comfy_folders
-    from .nodes import eyes, identity, parse, photo, plan, skin, teeth, upscale
+    from .nodes import background, eyes, identity, parse, photo, plan, skin, teeth, upscale
 
-    for _family in (photo, parse, skin, teeth, eyes, identity, upscale, plan):
+    for _family in (photo, parse, skin, teeth, eyes, identity, upscale, background, plan):
         NODE_CLASS_MAPPINGS.update(_family.NODE_CLASS_MAPPINGS)
         NODE_DISPLAY_NAME_MAPPINGS.update(_family.NODE_DISPLAY_NAME_MAPPINGS)
 
     register_comfy_folders()
+
+    # Without the pack's requirements (cv2, mediapipe, ...) the nodes still load and are listed;
+    # one log line names what is missing and the pip command, and each node fails with the same.
+    from .core import quiet
+    from .core.requirements import guard_nodes, report_missing
+
+    report_missing()
+    guard_nodes(NODE_CLASS_MAPPINGS)
+    quiet.configure()  # native libraries' log chatter off unless PORTRAIT_POLISH_VERBOSE=1 (core/quiet.py)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

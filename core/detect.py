@@ -221,13 +221,37 @@ def detect_faces(rgb: np.ndarray, confidence: float = 0.6, try_rotations: bool =
 # MediaPipe Tasks
 
 
+def _mediapipe_tasks() -> tuple[Any, Any]:
+    """MediaPipe's ``BaseOptions`` and ``vision`` modules.
+
+    Importing them imports MediaPipe's audio tasks, which keep the error of a missing
+    PortAudio library (``audio_record.sd_error``) at module level; its traceback holds every
+    frame of the stack that first imported MediaPipe, and so the locals of the first
+    FaceParse call (a 24 MP photo, its preview) for the life of the process. The traceback
+    is dropped: the error itself is all MediaPipe ever re-raises.
+    """
+    import sys
+
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    audio_record = sys.modules.get("mediapipe.tasks.python.audio.core.audio_record")
+    stored = getattr(audio_record, "sd_error", None)
+    if isinstance(stored, BaseException):
+        stored.__traceback__ = None
+        stored.__context__ = None
+    return BaseOptions, vision
+
+
 class _MediapipeTask:
     """One MediaPipe Tasks object: created once, used under a lock (tasks are not
     thread-safe), closed at interpreter exit."""
 
     def __init__(self, create: Callable[[], Any], path: str, what: str) -> None:
+        from .quiet import native_stderr  # MediaPipe/TFLite/absl log chatter while a task is made
+
         try:
-            self.task = create()
+            with native_stderr():
+                self.task = create()
         except Exception as exc:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError for bad files
             raise ModelFileError(f"could not load the MediaPipe {what} from {path}: {exc}") from exc
         self.what = what
@@ -258,8 +282,7 @@ class _MediapipeTask:
 
 class _Landmarker(_MediapipeTask):
     def __init__(self, path: str) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
+        BaseOptions, vision = _mediapipe_tasks()
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.IMAGE,
@@ -489,8 +512,7 @@ PERSON_INPUT_SIZE = 512
 
 class _Segmenter(_MediapipeTask):
     def __init__(self, path: str) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
+        BaseOptions, vision = _mediapipe_tasks()
         options = vision.ImageSegmenterOptions(
             base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.IMAGE,

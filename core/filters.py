@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .masks import Box, upsample_window
+from .masks import Box, resize, upsample_window
 
 
 def _as_4d(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -118,6 +118,21 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     out = F.pad(out, (0, 0, radius, radius), mode=mode)
     out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
     return _restore(out, ndim)
+
+
+def blur_image(rgb: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`gaussian_blur` of an ``[H, W, C]`` image, in that layout (OpenCV blurs the
+    channels of a pixel together on the CPU: no transposed copies)."""
+    if sigma <= 0:
+        return rgb
+    height, width = rgb.shape[:2]
+    if _on_cpu(rgb) and min(height, width) > 1 and rgb.shape[-1] <= 4 and not (sigma > 8 and min(height, width) > 32):
+        import cv2
+
+        k = 2 * max(1, int(math.ceil(3.0 * sigma))) + 1
+        out = cv2.GaussianBlur(rgb.detach().numpy(), (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
+        return torch.from_numpy(out.reshape(rgb.shape))
+    return gaussian_blur(rgb.permute(2, 0, 1), sigma).permute(1, 2, 0)
 
 
 def smooth_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -220,12 +235,17 @@ def apply_guided(
     """
     channels, g = a.shape[0], a.shape[1]
     if full_size is None or window is None:
-        a_up, b_up = a, b
-    else:
-        coefficients = torch.cat([a.reshape(channels * g, *a.shape[-2:]), b])
-        stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset, fast=fast)
-        a_up, b_up = stacked[: channels * g].reshape(channels, g, *stacked.shape[-2:]), stacked[channels * g :]
-    return (a_up * guide[None]).sum(1) + b_up
+        return torch.einsum("cghw,ghw->chw", a, guide) + b
+    coefficients = torch.cat([a.reshape(channels * g, *a.shape[-2:]), b])
+    stacked = upsample_window(coefficients, full_size, window, grid_size=grid_size, offset=offset, fast=fast)
+    height, width = stacked.shape[-2:]
+    hwc = stacked.permute(1, 2, 0)
+    if hwc.is_contiguous():
+        # OpenCV's resamplers hand back pixels with their channels together: read it so.
+        a_up = hwc[..., : channels * g].reshape(height, width, channels, g)
+        return torch.einsum("hwcg,ghw->chw", a_up, guide) + hwc[..., channels * g :].permute(2, 0, 1)
+    a_up = stacked[: channels * g].reshape(channels, g, height, width)
+    return torch.einsum("cghw,ghw->chw", a_up, guide) + stacked[channels * g :]
 
 
 def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: float, coarse_size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -252,10 +272,9 @@ def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: f
         a, b = guided_coefficients(g3, s3, radius, eps)
         out = apply_guided(a, b, g3)
     else:
-        shrink = coarse_size[0] <= height
-        options = {"mode": "area"} if shrink else {"mode": "bilinear", "align_corners": False}
-        small_guide = F.interpolate(g3[None], size=tuple(coarse_size), **options)[0]
-        small_source = F.interpolate(s3[None], size=tuple(coarse_size), **options)[0]
+        # Area-shrunk (OpenCV's exact weights on the CPU) or bilinearly grown.
+        small_guide = resize(g3, tuple(coarse_size))
+        small_source = resize(s3, tuple(coarse_size))
         a, b = guided_coefficients(small_guide, small_source, radius, eps)
         out = apply_guided(a, b, g3, (height, width), Box(0, 0, width, height))
     if squeeze:
@@ -266,6 +285,7 @@ def guided_filter(guide: torch.Tensor, source: torch.Tensor, radius: int, eps: f
 __all__ = [
     "apply_guided",
     "box_blur",
+    "blur_image",
     "box_filter",
     "gaussian_blur",
     "gaussian_kernel1d",

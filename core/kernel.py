@@ -34,7 +34,9 @@ finer still is done on full-resolution patches (healed spots on big faces, teeth
 
 The driver owns batch order, faceless frames (passed through bit-exact), device moves,
 the out-of-memory fallback (a face that does not fit on the GPU is redone on the CPU),
-progress and ComfyUI's Cancel. Every pixel an op does not weight is bit-exact.
+progress and ComfyUI's Cancel. Every pixel an op does not weight is bit-exact. Ops on the
+whole frame (the background nodes) use the per-frame driver, :func:`for_each_frame`, with
+the same batch, progress, Cancel and out-of-memory rules.
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 from . import comfy
 from .colour import rgb_to_lab
 from .filters import apply_guided, guided_coefficients
-from .masks import Box, bbox, resize_image, upsample_window
+from .masks import Box, bbox, grid_reach, resize_image, upsample_window
 from .regions import Face, FaceRegions
 from .tensors import blend_masked
 
@@ -188,37 +191,15 @@ class FaceWindow:
         full-resolution masks lies in, grown by ``margin``; None when they are empty."""
         grid = self.face.mask(names)
         box = bbox(grid)
-        if box is None:
-            return None
-        grid_h, grid_w = grid.shape
-        full_h, full_w = self.full_size
-        sy, sx = full_h / grid_h, full_w / grid_w
-        # A grid pixel reaches the full-resolution pixels whose bilinear taps include it.
-        reach = Box(
-            math.floor((box.x0 - 0.5) * sx - 0.5),
-            math.floor((box.y0 - 0.5) * sy - 0.5),
-            math.ceil((box.x1 + 0.5) * sx + 0.5),
-            math.ceil((box.y1 + 0.5) * sy + 0.5),
-        )
-        return reach.grow(margin, full_h, full_w)
+        return None if box is None else grid_reach(box, tuple(grid.shape), self.full_size, margin)
 
     def full_box(self, work_box: Box, margin: int = 1) -> Box:
         """The full-resolution window box (clipped) covering a working-grid box."""
         if self.exact:
             return work_box
-        fy = self.full_size[0] / self.work_size[0]
-        fx = self.full_size[1] / self.work_size[1]
+        fy, fx = self.full_size[0] / self.work_size[0], self.full_size[1] / self.work_size[1]
         box = Box(int(work_box.x0 * fx), int(work_box.y0 * fy), math.ceil(work_box.x1 * fx), math.ceil(work_box.y1 * fy))
         return box.grow(margin, *self.full_size)
-
-    def work_box(self, full_box: Box, margin: int = 1) -> Box:
-        """The working-grid box (clipped) covering a full-resolution window box."""
-        if self.exact:
-            return full_box
-        fy = self.work_size[0] / self.full_size[0]
-        fx = self.work_size[1] / self.full_size[1]
-        box = Box(int(full_box.x0 * fx), int(full_box.y0 * fy), math.ceil(full_box.x1 * fx), math.ceil(full_box.y1 * fy))
-        return box.grow(margin, *self.work_size)
 
 
 @dataclass
@@ -230,6 +211,7 @@ class KernelResult:
 
 
 FaceOp = Callable[[FaceWindow], Correction | None]
+Result = TypeVar("Result")
 
 
 def _guide(rgb: torch.Tensor, kind: str) -> torch.Tensor:
@@ -365,10 +347,35 @@ def _run_with_fallback(op: FaceOp, out: torch.Tensor, frame: int, index: int, fa
     # Out of GPU memory: put the crop back as it was (part of it may be written) and redo
     # this face on the CPU.
     out[frame][rows, cols] = before
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _release_device_memory()
     log.warning("portrait_polish: %s ran out of %s memory on a face; redoing it on the CPU", name, device.type.upper())
     return _run_face(op, out, frame, index, face, torch.device("cpu"), face_px)
+
+
+def for_each_frame(count: int, work: Callable[[int, torch.device], Result], name: str, device: torch.device | None = None) -> list[Result]:
+    """The per-frame driver (for whole-frame ops: the background nodes): ``[work(0, device),
+    work(1, device), ...]`` in batch order, one progress step and a Cancel check each; a frame
+    that runs out of GPU memory is done again on the CPU."""
+    device = device or torch.device("cpu")
+    results: list[Result] = []
+    with comfy.Progress(count, name) as progress:
+        for index in range(count):
+            comfy.throw_if_interrupted()
+            try:
+                results.append(work(index, device))
+            except Exception as exc:
+                if device.type == "cpu" or not comfy.is_out_of_memory(exc):
+                    raise
+                _release_device_memory()
+                log.warning("portrait_polish: %s ran out of %s memory on frame %d; doing it on the CPU", name, device.type.upper(), index)
+                results.append(work(index, torch.device("cpu")))
+            progress.update()
+    return results
+
+
+def _release_device_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _paste_mask(frame_mask: torch.Tensor, grid: torch.Tensor, grid_box: Box | None, window: FaceWindow) -> None:
@@ -394,5 +401,6 @@ __all__ = [
     "KernelResult",
     "Patch",
     "apply_per_face",
+    "for_each_frame",
     "luma",
 ]

@@ -69,6 +69,20 @@ def bbox(mask: torch.Tensor, margin: int = 0, threshold: float = 0.0) -> Box | N
     return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1).grow(margin, height, width)
 
 
+def grid_reach(box: Box, grid_size: tuple[int, int], full_size: tuple[int, int], margin: int = 0) -> Box:
+    """The full-resolution box that bilinear upsampling of a grid spanning ``full_size``
+    reaches from the grid pixels in ``box`` (every full-resolution pixel whose taps include
+    one of them), grown by ``margin`` and clipped."""
+    sy, sx = full_size[0] / grid_size[0], full_size[1] / grid_size[1]
+    reach = Box(
+        math.floor((box.x0 - 0.5) * sx - 0.5),
+        math.floor((box.y0 - 0.5) * sy - 0.5),
+        math.ceil((box.x1 + 0.5) * sx + 0.5),
+        math.ceil((box.y1 + 0.5) * sy + 0.5),
+    )
+    return reach.grow(margin, *full_size)
+
+
 def coordinate_grid(height: int, width: int, device: torch.device | None = None, origin: tuple[float, float] = (0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ys [H, 1], xs [1, W])`` float32 pixel-index coordinates (shifted by ``origin`` = (x, y)),
     broadcastable against each other: ``(xs - cx) ** 2 + (ys - cy) ** 2`` is a distance map."""
@@ -239,24 +253,76 @@ def upsample_window(
     whole = window == Box(0, 0, full_size[1], full_size[0]) and offset == (0.0, 0.0) and nominal == (in_h, in_w)
     if whole:
         out = g if (in_h, in_w) == tuple(full_size) else _bilinear(g, full_size)
-    elif fast and g.device.type == "cpu" and g.shape[0] <= 512:
-        import cv2
-
-        sy, sx = nominal[0] / full_size[0], nominal[1] / full_size[1]
-        # Output pixel (k, l) samples the grid at ((window.x0 + l + 0.5)·sx − 0.5 + ox, ...).
-        matrix = np.array(
-            [[sx, 0.0, (window.x0 + 0.5) * sx - 0.5 + float(offset[0])], [0.0, sy, (window.y0 + 0.5) * sy - 0.5 + float(offset[1])]]
-        )
-        hwc = np.ascontiguousarray(g.permute(1, 2, 0).numpy())
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        warped = cv2.warpAffine(hwc, matrix, (window.width, window.height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        out = torch.from_numpy(warped.reshape(window.height, window.width, -1)).permute(2, 0, 1)
+    elif fast and g.device.type == "cpu":
+        out = GridSampler(g, full_size, grid_size=nominal, offset=offset).at(window)
     else:
         gy = _sample_positions(window.y0, window.height, nominal[0] / full_size[0], float(offset[1]), in_h, g.device)
         gx = _sample_positions(window.x0, window.width, nominal[1] / full_size[1], float(offset[0]), in_w, g.device)
         sample_at = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None]
         out = F.grid_sample(g[None], sample_at, mode="bilinear", padding_mode="border", align_corners=False)[0]
     return out[0] if squeeze else out
+
+
+# OpenCV's bilinear warp has a fast path for up to 4 channels only (a 6-channel grid costs
+# ten times a 3-channel one per value), so wider grids are warped 4 channels at a time.
+_WARP_CHANNELS = 4
+
+
+class GridSampler:
+    """Bilinear samples of a smooth coarse grid (``[C, h, w]``, CPU) that spans a
+    ``full_size`` area, on windows of that area: :func:`upsample_window`'s ``fast`` path
+    (OpenCV's warp, samples placed to 1/32 of a grid pixel) with the grid laid out for OpenCV
+    once, so many small windows (the tiles of a whole-frame pass) cost what their pixels cost.
+    ``grid_size`` and ``offset`` as in :func:`upsample_window`.
+    """
+
+    def __init__(self, grid: torch.Tensor, full_size: tuple[int, int], *, grid_size: tuple[int, int] | None = None,
+                 offset: tuple[float, float] = (0.0, 0.0)) -> None:
+        grid = grid.detach().to("cpu", torch.float32)
+        self.channels = grid.shape[0]
+        self.full_size = (int(full_size[0]), int(full_size[1]))
+        nominal = tuple(grid_size or grid.shape[-2:])
+        self.scale = (nominal[0] / self.full_size[0], nominal[1] / self.full_size[1])
+        self.offset = (float(offset[0]), float(offset[1]))
+        self.same = nominal == tuple(grid.shape[-2:]) == self.full_size and self.offset == (0.0, 0.0)
+        hwc = grid.permute(1, 2, 0).numpy()
+        self.parts = [np.ascontiguousarray(hwc[..., c : c + _WARP_CHANNELS]) for c in range(0, self.channels, _WARP_CHANNELS)]
+
+    def at(self, window: Box) -> torch.Tensor:
+        """The grid on ``window`` of the full area, ``[C, h, w]`` (a channels-last array's view)."""
+        if self.same:
+            rows, cols = window.slices()
+            return torch.from_numpy(np.concatenate([part[rows, cols] for part in self.parts], axis=-1)).permute(2, 0, 1)
+        import cv2
+
+        sy, sx = self.scale
+        # Output pixel (k, l) samples the grid at ((window.x0 + l + 0.5)·sx − 0.5 + ox, ...).
+        matrix = np.array(
+            [[sx, 0.0, (window.x0 + 0.5) * sx - 0.5 + self.offset[0]], [0.0, sy, (window.y0 + 0.5) * sy - 0.5 + self.offset[1]]]
+        )
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        warped = [
+            cv2.warpAffine(part, matrix, (window.width, window.height), flags=flags, borderMode=cv2.BORDER_REPLICATE).reshape(window.height, window.width, -1)
+            for part in self.parts
+        ]
+        out = warped[0] if len(warped) == 1 else np.concatenate(warped, axis=-1)
+        return torch.from_numpy(out).permute(2, 0, 1)
+
+
+def value_range(x: torch.Tensor) -> tuple[float, float]:
+    """(min, max) of a tensor; a strided tile of a CPU frame is read in place (numpy's
+    reduction there is about 4x torch's on a 256-pixel tile)."""
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        array = x.detach().numpy()
+        return float(array.min()), float(array.max())
+    low, high = torch.aminmax(x)
+    return float(low), float(high)
+
+
+def tiles(height: int, width: int, size: int = 256) -> list[Box]:
+    """``size``-pixel tiles covering a ``height × width`` frame, row by row: the unit of a
+    whole-frame pass that only does work where something happens (a matte's edge)."""
+    return [Box(x0, y0, min(width, x0 + size), min(height, y0 + size)) for y0 in range(0, height, size) for x0 in range(0, width, size)]
 
 
 def grow_feather(mask: torch.Tensor, grow_px: float, feather_px: float) -> torch.Tensor:
@@ -273,15 +339,19 @@ def grow_feather(mask: torch.Tensor, grow_px: float, feather_px: float) -> torch
 
 __all__ = [
     "Box",
+    "GridSampler",
     "bbox",
     "closing",
     "coordinate_grid",
     "dilate",
     "erode",
     "fill_small_holes",
+    "grid_reach",
     "grow_feather",
     "resize",
     "resize_image",
     "smoothstep",
+    "tiles",
     "upsample_window",
+    "value_range",
 ]

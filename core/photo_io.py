@@ -45,6 +45,45 @@ class UnreadableImage(ValueError):
     """The file is not an image this reader can decode completely (truncated, corrupt, unknown)."""
 
 
+class PhotoTooLarge(UnreadableImage):
+    """The photo is above the pixel limit (:func:`max_megapixels`): refused before decoding."""
+
+
+# The default workflow's peak memory per pixel of the photo, measured (README, "Memory"):
+# the photo itself, one node's input and output copies, FaceParse's preview and MASK, the
+# models' 8-bit copy. Used to say what a refused photo would need.
+BYTES_PER_PIXEL = 36
+DEFAULT_MAX_MEGAPIXELS = 150.0
+MAX_MEGAPIXELS_ENV = "PORTRAIT_POLISH_MAX_MEGAPIXELS"
+
+
+def max_megapixels() -> float | None:
+    """The largest photo (in megapixels) the pack decodes: PORTRAIT_POLISH_MAX_MEGAPIXELS, or
+    150 MP (about 5.4 GB for the default workflow); 0 or "none" lifts the limit."""
+    raw = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip().lower()
+    if raw in ("0", "none", "off", "unlimited"):
+        return None
+    try:
+        return float(raw) if raw else DEFAULT_MAX_MEGAPIXELS
+    except ValueError:
+        return DEFAULT_MAX_MEGAPIXELS
+
+
+def check_size(path: Path, width: int, height: int, frames: int = 1) -> None:
+    """Refuse a photo above :func:`max_megapixels` before any pixel is decoded."""
+    limit = max_megapixels()
+    megapixels = width * height * max(1, frames) / 1e6
+    if limit is None or megapixels <= limit:
+        return
+    need = BYTES_PER_PIXEL * megapixels * 1e6 / 2**30
+    suggest = int(megapixels + 1)
+    raise PhotoTooLarge(
+        f"{path.name}: {width}x{height} is {megapixels:.0f} MP, above the {limit:.0f} MP limit (the default workflow "
+        f"needs about {BYTES_PER_PIXEL} bytes per pixel, {need:.1f} GB here). To go ahead, set "
+        f"{MAX_MEGAPIXELS_ENV}={suggest} (CLI: --max-megapixels {suggest}), or 0 for no limit."
+    )
+
+
 @dataclass
 class PhotoInfo:
     """What a photo file carried besides its pixels (the PHOTO_INFO the loader node outputs)."""
@@ -95,15 +134,18 @@ def _sha(data: bytes | None) -> str | None:
 def _strict_decoding():
     """Pillow's truncated-file leniency off while we decode (ComfyUI switches it on globally
     after a failed load; a photo with a grey block is not a photo)."""
-    from PIL import ImageFile
+    from PIL import Image, ImageFile
 
     with _STRICT_LOCK:
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        previous, bomb = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
         ImageFile.LOAD_TRUNCATED_IMAGES = False
+        # Our own pixel limit (check_size) decides, with its override; Pillow's fixed
+        # decompression-bomb limit (179 MP) would refuse a photo the user allowed.
+        Image.MAX_IMAGE_PIXELS = None
         try:
             yield
         finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+            ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = previous, bomb
 
 
 # ------------------------------------------------------------------ reading
@@ -133,8 +175,12 @@ def read_photo(path: str | Path, *, to_srgb: bool = False) -> Photo:
     except Exception as exc:  # noqa: BLE001 - every decoder's own error becomes one clear verdict
         raise UnreadableImage(f"{path}: cannot be decoded completely ({type(exc).__name__}: {exc})") from None
     info.source = path.name
-    pixels = np.stack(frames)
-    alpha = np.stack(alphas) if alphas and all(a is not None for a in alphas) else None
+    # One frame (a photo) is a view, not a copy.
+    pixels = frames[0][None] if len(frames) == 1 else np.stack(frames)
+    if alphas and all(a is not None for a in alphas):
+        alpha = alphas[0][None] if len(alphas) == 1 else np.stack(alphas)
+    else:
+        alpha = None
     info.has_alpha = alpha is not None
     info.frames = pixels.shape[0]
     info.height, info.width = pixels.shape[1:3]
@@ -165,16 +211,21 @@ def _to_srgb(pixels: np.ndarray, info: PhotoInfo) -> np.ndarray:
 
 
 def _unit_float(array: np.ndarray) -> tuple[np.ndarray, int]:
-    """Integer or float samples -> float32 in 0..1, scaled by their own type's range."""
+    """Integer or float samples -> float32 in 0..1, scaled by their own type's range (in
+    place on the one float32 copy: a 96 MP photo makes one 1.15 GB buffer, not three)."""
     if array.dtype == np.bool_:
         return array.astype(np.float32), 1
+    out = array.astype(np.float32)
+    bits = array.dtype.itemsize * 8
     if array.dtype.kind == "u":
-        bits = array.dtype.itemsize * 8
-        return (array.astype(np.float32) / np.float32(2**bits - 1)), bits
-    if array.dtype.kind == "i":
-        bits = array.dtype.itemsize * 8
-        return np.clip(array.astype(np.float32) / np.float32(2 ** (bits - 1) - 1), 0, 1), bits
-    return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0), array.dtype.itemsize * 8
+        out /= np.float32(2**bits - 1)
+    elif array.dtype.kind == "i":
+        out /= np.float32(2 ** (bits - 1) - 1)
+        np.clip(out, 0.0, 1.0, out=out)
+    else:
+        np.nan_to_num(out, copy=False)
+        np.clip(out, 0.0, 1.0, out=out)
+    return out, bits
 
 
 def _split(array: np.ndarray, alpha_channel: bool) -> tuple[np.ndarray, np.ndarray | None, bool]:
@@ -187,7 +238,8 @@ def _split(array: np.ndarray, alpha_channel: bool) -> tuple[np.ndarray, np.ndarr
     grey = array.shape[-1] == 1
     if grey:
         array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array[..., :3], dtype=np.float32), alpha, grey
+    rgb = array[..., :3]
+    return (rgb if rgb.flags.c_contiguous and rgb.dtype == np.float32 else np.ascontiguousarray(rgb, dtype=np.float32)), alpha, grey
 
 
 def _orient(frames: list[np.ndarray], alphas: list[np.ndarray | None], orientation: int):
@@ -203,6 +255,7 @@ def _read_tiff(path: Path):
 
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]  # later pages of a photo TIFF are thumbnails, masks or other images
+        check_size(path, int(page.imagewidth), int(page.imagelength))
         data = page.asarray()
         tags = page.tags
         axes = page.axes
@@ -285,11 +338,13 @@ def _read_png16(path: Path):
     import imagecodecs
     from PIL import Image
 
-    data = imagecodecs.png_decode(path.read_bytes())
-    with Image.open(path) as img:
+    raw = path.read_bytes()
+    check_size(path, int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big"))
+    data = imagecodecs.png_decode(raw)
+    with _strict_decoding(), Image.open(path) as img:
         text = dict(img.info)
         exif = img.info.get("exif")
-    colour_type = path.open("rb").read(26)[25]
+    colour_type = raw[25]
     floats, _bits = _unit_float(data)
     rgb, alpha, grey = _split(floats, alpha_channel=colour_type in (4, 6))
     info = PhotoInfo(format="PNG", mode=("grey" if grey else "RGB") + ("+alpha" if alpha is not None else "") + " 16-bit",
@@ -321,6 +376,7 @@ def _read_pillow(path: Path):
         except UnidentifiedImageError:
             raise UnreadableImage(f"{path}: not an image file Pillow, tifffile or libpng can read") from None
         with img:
+            check_size(path, img.width, img.height, getattr(img, "n_frames", 1))
             info = PhotoInfo(format=img.format or path.suffix.lstrip(".").upper(), mode=img.mode)
             exif = img.info.get("exif")
             if exif is None and hasattr(img, "getexif"):
@@ -429,9 +485,13 @@ def auto_extension(input_path: str | Path) -> str:
 
 
 def quantise(pixels: np.ndarray, bits: int) -> np.ndarray:
-    """float32 0..1 -> uint8/uint16 by rounding (an unchanged 16-bit pixel comes back bit-exact)."""
-    top = 65535.0 if bits == 16 else 255.0
-    return np.rint(np.clip(pixels, 0.0, 1.0) * np.float32(top)).astype(np.uint16 if bits == 16 else np.uint8)
+    """float32 0..1 -> uint8/uint16 by rounding (an unchanged 16-bit pixel comes back bit-exact).
+    One float32 working buffer, scaled, clipped and rounded in place."""
+    top = np.float32(65535.0 if bits == 16 else 255.0)
+    scaled = np.multiply(pixels, top, dtype=np.float32)
+    np.clip(scaled, 0.0, top, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint16 if bits == 16 else np.uint8)
 
 
 def encode_photo(pixels: np.ndarray, info: PhotoInfo | None, fmt: OutputFormat, *, alpha: np.ndarray | None = None,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "stack_frames",
     "as_image_batch",
     "as_mask_batch",
     "split_alpha",
@@ -163,6 +164,11 @@ def to_uint8(rgb: np.ndarray | torch.Tensor) -> np.ndarray:
 
     array = rgb.detach().to("cpu", torch.float32).numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb, np.float32)
     return cv2.convertScaleAbs(np.ascontiguousarray(array), alpha=255.0, beta=1e-4)
+
+
+def stack_frames(frames: list[torch.Tensor]) -> torch.Tensor:
+    """A batch of frames; one frame is a view, not a copy (a 24 MP frame is 288 MB)."""
+    return frames[0][None] if len(frames) == 1 else torch.stack(frames)
 
 
 def blend_masked(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

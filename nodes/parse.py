@@ -10,7 +10,7 @@ import torch
 from ..core import comfy
 from ..core.parse import REGION_COLOURS, parse_faces, preview_regions, region_mask
 from ..core.regions import ALL_REGION_NAMES, FACE_REGION_NAMES, FaceRegions, expand_region_names
-from ..core.tensors import to_rgb
+from ..core.tensors import stack_frames, to_rgb
 from .common import FACE_REGIONS, bool_widget, category, combo_widget, float_widget, int_widget, register
 from .preview import _save_temp_png
 
@@ -75,7 +75,7 @@ def _masks_for(
     regions: FaceRegions, names: str, faces: str, face_index: int, grow: float, feather: float
 ) -> torch.Tensor:
     frames = [region_mask(item, names, faces, face_index, grow, feather) for item in regions.images]
-    return torch.stack(frames) if frames else torch.zeros(0, 1, 1)
+    return stack_frames(frames) if frames else torch.zeros(0, 1, 1)
 
 
 class FaceParse:
@@ -184,7 +184,7 @@ class FaceParse:
         )
         mask = _masks_for(parsed, regions, faces, face_index, grow, feather)
         shown = [n for n in names if n in FACE_REGION_NAMES] or list(FACE_REGION_NAMES)
-        preview = torch.stack([preview_regions(rgb[i], item, shown) for i, item in enumerate(parsed.images)])
+        preview = stack_frames([preview_regions(rgb[i], item, shown) for i, item in enumerate(parsed.images)])
         return {"ui": _preview_ui(preview, shown), "result": (mask, parsed, preview)}
 
 

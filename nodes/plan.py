@@ -19,6 +19,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
 
 # The plan's socket type. Not a bare "PLAN": another pack's PLAN must not plug in here.
 PLAN_TYPE = "RETOUCH_PLAN"
+BACKGROUND_STEPS = ("PortraitBokeh", "BackgroundReplace")  # the steps that take PortraitMatte's matte
 UI_KEY = "portrait_polish_plan"
 PROMPT_TOOLTIP = (
     "What you want, in plain words: 'soften minor skin distractions, brighten the eyes slightly, keep it "
@@ -91,7 +92,7 @@ def _call(cls: type, sockets: dict[str, Any], by_type: dict[str, Any], values: d
 
 def run_chain(image: torch.Tensor, plan: Plan, face_regions: Any = None,
               classes: dict[str, type] | None = None) -> tuple[torch.Tensor, str, list[str]]:
-    """parse -> skin -> teeth -> eyes -> (background) -> IdentityGuard (always) -> (upscale).
+    """parse -> skin -> teeth -> eyes -> (PortraitMatte -> bokeh / backdrop) -> IdentityGuard (always) -> (upscale).
     Returns the image, the guard's JSON report and the steps that ran."""
     classes = registered_classes() if classes is None else classes
     specs = node_specs(classes)
@@ -106,13 +107,19 @@ def run_chain(image: torch.Tensor, plan: Plan, face_regions: Any = None,
         ran.append("FaceParse")
     current = image
     steps = sorted((n for n, info in lex.nodes.items() if info.get("order", 99) < 6), key=lambda n: lex.nodes[n]["order"])
+    steps = [n for n in steps if plan.enabled(n) and node_id(n) in classes]  # a node this install lacks is skipped
+    matte: dict[str, Any] | None = None
     for name in steps:
-        if not plan.enabled(name):
-            continue
-        cls = classes.get(node_id(name))
-        if cls is None:  # a node the plan asks for that this install lacks: say so, never crash
-            continue
-        current = _call(cls, {"image": current, "face_regions": face_regions}, {"IMAGE": current}, plan.inputs(name))[0]
+        step_sockets = {"image": current, "face_regions": face_regions}
+        if name in BACKGROUND_STEPS and node_id("PortraitMatte") in classes:
+            if matte is None:
+                # One matte, cut from the retouched photo (its edge colours are the retouched
+                # ones), shared by every background step: blur and backdrop use the same edge.
+                alpha, foreground = _call(classes[node_id("PortraitMatte")], step_sockets, {}, {})[:2]
+                matte = {"matte": alpha, "foreground": foreground}
+                ran.append("PortraitMatte")
+            step_sockets.update(matte)
+        current = _call(classes[node_id(name)], step_sockets, {"IMAGE": current}, plan.inputs(name))[0]
         ran.append(name)
     guard = _call(classes[node_id("IdentityGuard")], {"original": image, "retouched": current, "face_regions": face_regions},
                   {}, plan.inputs("IdentityGuard"))
@@ -165,7 +172,7 @@ class PortraitPolish:
 
     DESCRIPTION = (
         "Runs the pack's chain as one node: FaceParse (unless FACE_REGIONS is given) -> TextureSafeSmooth -> "
-        "TeethWhiten -> EyeEnhance -> (a background node, when installed) -> IdentityGuard, always on -> "
+        "TeethWhiten -> EyeEnhance -> (PortraitMatte -> PortraitBokeh / BackgroundReplace, when asked) -> IdentityGuard, always on -> "
         "(Upscale, when the plan asks). Each step is the pack's own node called with the plan's values, checked "
         "against that node's declared inputs. Give a plan from RetouchPlan, or words in prompt (with a plan, "
         "non-empty words refine it). Frames with no face pass through unchanged."

@@ -1,4 +1,4 @@
-"""``portrait-polish`` command line: ``models`` (list/download/verify), ``run``, ``plan`` and ``refine``."""
+"""``portrait-polish`` command line: ``models`` (list/download/verify), ``run``, ``plan``, ``refine`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portrait-polish", description="Portrait Polish: models and headless workflow runs.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="more log output, and the native libraries' own (MediaPipe, TensorFlow Lite, OpenCV)")
     sub = parser.add_subparsers(dest="command", required=True)
     # Each sub-command module adds its own parser (models: core/download.py CLI; run: runner).
     from . import cli_models
@@ -22,14 +23,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_plan.add_parser(sub)
     refine.add_parser(sub)
+    from . import cli_worker  # Dask itself is imported only when the command runs
+
+    cli_worker.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    return int(args.func(args) or 0)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        verbose = bool(getattr(args, "verbose", False))
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
+        from ..core import quiet
+
+        quiet.set_verbose(verbose)  # native libraries' chatter (MediaPipe, TFLite, OpenCV) only with -v
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C before or after a run's own handling (start-up, printing)
+        print("interrupted", file=sys.stderr)
+        from .errors import EXIT_INTERRUPTED
+
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout piped into e.g. `head`, which stopped reading: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own advice: no second error at exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ log = logging.getLogger("portrait_polish")
 
 EPILOG = """\
 inputs: image files, folders (their images) and CSV files (an 'image' column plus one column
-per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done or skipped,
-1 some failed, 2 bad workflow/inputs/--set (nothing ran), 3 server unreachable, 130 Ctrl-C.
+per NODE.INPUT override). NODE is a node id or its title. Exit codes: 0 all done (or skipped:
+done by an earlier run with these settings), 1 some failed, 2 bad workflow/inputs/--set or
+unusable output folder (nothing ran), 3 server or Dask scheduler unreachable, or not ComfyUI, 4 some inputs got
+nothing because files the runner did not write hold their output names (status "exists";
+1 wins over 4), 130 Ctrl-C.
 """
 
 
@@ -32,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--prompt", metavar="WORDS",
                         help='plain words applied on top of the workflow\'s settings before --set, e.g. "a bit less smoothing"')
     parser.add_argument("--server", metavar="URL", help="queue on this ComfyUI server instead of running in-process")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="spread the batch over a Dask cluster: tcp://HOST:8786 (a running scheduler with "
+                             "`portrait-polish worker`s) or local:N (N worker processes here); needs the dask extra")
     parser.add_argument("--concurrency", type=int, default=1, help="prompts in flight at once (server mode)")
     parser.add_argument("--timeout", type=float, default=None, help="wall-clock seconds allowed per image")
     parser.add_argument("--retries", type=int, default=8, help="retries for transient server faults (default 8)")
@@ -47,9 +53,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--strip-gps", action="store_true", help="leave GPS location out of the outputs' EXIF and XMP")
     parser.add_argument("--strip-metadata", action="store_true",
                         help="write no EXIF, XMP, IPTC or workflow text (the ICC profile stays)")
+    parser.add_argument("--max-megapixels", type=float, metavar="MP",
+                        help="refuse photos above this size (default 150, or PORTRAIT_POLISH_MAX_MEGAPIXELS; 0 = no limit); "
+                             "the default workflow needs about 36 bytes of memory per pixel")
     parser.add_argument("--print-prompt", action="store_true", help="print the API-format prompt (after --set) and exit")
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="more log output, and the native libraries' own (same as portrait-polish -v)")
     parser.set_defaults(func=run_command)
     return parser
 
@@ -73,6 +84,12 @@ def run_command(args: argparse.Namespace) -> int:
     from .photo import PhotoOptions
 
     batch = None
+    if getattr(args, "max_megapixels", None) is not None:
+        import os
+
+        from ..core.photo_io import MAX_MEGAPIXELS_ENV
+
+        os.environ[MAX_MEGAPIXELS_ENV] = f"{args.max_megapixels:g}"  # read by every photo reader of this run
     try:
         sets = list(args.sets)
         if getattr(args, "prompt", None):
@@ -87,7 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
         batch = Batch(
             resolve_workflow(args.workflow), args.output, server=args.server, sets=sets, overwrite=args.overwrite,
             concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, input_node=args.input_node,
-            progress=not args.no_progress and not args.json, recursive=args.recursive, photo=photo,
+            progress=not args.no_progress and not args.json, recursive=args.recursive, photo=photo, dask=args.dask,
         )
         batch.add(*args.inputs)
         if args.print_prompt:
@@ -97,17 +114,25 @@ def run_command(args: argparse.Namespace) -> int:
         summary = batch.run()
     except RunnerError as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
+            from .summary import error_summary
+
+            print(json.dumps(error_summary(str(exc), exc.exit_code, str(args.output)), indent=2))
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the batch ran (start-up, checks): nothing was written
+        if args.json:
+            from .summary import error_summary
+
+            print(json.dumps(error_summary("interrupted before the batch started", EXIT_INTERRUPTED, str(args.output)), indent=2))
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if batch is not None:
             batch.close()
     if args.json:
-        print(json.dumps(summary.as_dict(), indent=2))
+        from .outputs import strict_json
+
+        print(strict_json(summary.as_dict(), indent=2))
     else:
         print(summary.text(), file=sys.stderr)
     return summary.exit_code

@@ -6,6 +6,12 @@ calls each node's FUNCTION with its inputs (lists are mapped over the way ComfyU
 them, honouring INPUT_IS_LIST / OUTPUT_IS_LIST); accepts ``{"ui": ..., "result": ...}``
 return dicts; and caches node outputs by input signature, so running the same graph again
 with only a late parameter changed recomputes only what changed.
+
+Memory: a large output (:data:`LARGE_OUTPUT_BYTES` or more: a 24 MP IMAGE is 288 MB) is let
+go as soon as the last node that reads it has run, and one that nothing reads (FaceParse's
+preview in the default workflow) right after its node ran; such outputs are not cached, and
+a later run that links one recomputes that node. A run therefore holds the input photo, the
+node's input and its output at a time, not every intermediate image of the graph.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,13 +29,68 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.photo_io import UnreadableImage
+from ..core.photo_io import PhotoTooLarge, UnreadableImage
 from .core_nodes import EngineDirs, reset_dirs, set_dirs
-from .errors import UNREADABLE_INPUT, JobFailed, WorkflowError
+from .errors import TOO_LARGE, UNREADABLE_INPUT, JobFailed, WorkflowError
 from .objectinfo import local_object_info, pack_classes
 from .workflow import ApiGraph, _is_link, output_nodes
 
 log = logging.getLogger("portrait_polish")
+
+WORK_DIR_PREFIX = "portrait-polish-"  # + pid + "-": a killed run's folder is removed by the next one
+# Outputs at least this big are freed once read and never cached (see the module docstring).
+LARGE_OUTPUT_BYTES = 64 * 2**20
+
+
+class _Released:
+    """Stands in for a large output that was let go (never handed to a node)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<released>"
+
+
+RELEASED = _Released()
+
+
+def _nbytes(value: Any) -> int:
+    """Bytes held by the tensors (and arrays) in an output slot's value."""
+    if hasattr(value, "nbytes") and hasattr(value, "shape"):
+        return int(value.nbytes)
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(item) for item in value)
+    return 0
+
+
+def _consumers(graph: ApiGraph, order: list[str]) -> dict[tuple[str, int], int]:
+    """How many inputs of the nodes that run read each (node, output slot)."""
+    counts: dict[tuple[str, int], int] = {}
+    for node_id in order:
+        for value in graph[node_id]["inputs"].values():
+            if _is_link(value):
+                key = (value[0], int(value[1]))
+                counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _remove_dead_work_dirs() -> None:
+    """Remove the temp work folders of in-process engines whose process is gone (kill -9)."""
+    pattern = re.compile(rf"^{re.escape(WORK_DIR_PREFIX)}(\d+)-[A-Za-z0-9_]+$")
+    try:
+        entries = list(Path(tempfile.gettempdir()).iterdir())
+    except OSError:
+        return
+    for path in entries:
+        match = pattern.match(path.name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (PermissionError, OSError):
+            pass  # alive (or not ours to judge)
 
 
 @dataclass
@@ -38,6 +101,15 @@ class RunResult:
     node_results: dict[str, tuple[list[Any], ...]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per executed node
     cached: list[str] = field(default_factory=list)
+    # Set by engines that run elsewhere and bring the saved files back with the result (Dask):
+    # ref_id(ref) -> bytes, and which worker/engine ran it (for the sidecar).
+    files: dict[str, bytes] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
+
+
+def ref_id(ref: dict[str, Any]) -> str:
+    """One saved file's reference (type, subfolder, name) as one string."""
+    return f"{ref.get('type', 'output')}/{ref.get('subfolder', '')}/{ref['filename']}"
 
 
 class InProcessEngine:
@@ -52,7 +124,9 @@ class InProcessEngine:
         self.classes = classes
         self._object_info = local_object_info(classes, names)
         self._own_dir = work_dir is None
-        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="portrait-polish-"))
+        if work_dir is None:
+            _remove_dead_work_dirs()
+        self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{os.getpid()}-"))
         self.dirs = EngineDirs(output=self.work_dir / "output", temp=self.work_dir / "temp", input=self.work_dir / "input")
         for path in (self.dirs.output, self.dirs.temp, self.dirs.input):
             path.mkdir(parents=True, exist_ok=True)
@@ -92,6 +166,7 @@ class InProcessEngine:
         if not targets:
             raise WorkflowError("the workflow has no output node (SaveImage or PreviewImage): nothing would be kept")
         order = execution_order(graph, targets)
+        readers = _consumers(graph, order)
         token = set_dirs(self.dirs)
         results: dict[str, tuple[list[Any], ...]] = {}
         signatures: dict[str, str] = {}
@@ -107,12 +182,14 @@ class InProcessEngine:
                 signature = self._signature(node, signatures)
                 signatures[node_id] = signature
                 is_output = bool(getattr(cls, "OUTPUT_NODE", False))
-                if not is_output and signature in self._cache:
-                    results[node_id], ui = self._cache[signature]
-                    new_cache[signature] = self._cache[signature]
+                hit = self._cache.get(signature) if not is_output else None
+                if hit is not None and not any(hit[0][slot] is RELEASED for (source, slot) in readers if source == node_id):
+                    results[node_id], ui = hit
+                    new_cache[signature] = hit
                     cached.append(node_id)
                     if ui:
                         outputs[node_id] = ui  # like ComfyUI's history: cached nodes keep their UI output
+                    self._release_read(node, readers, results)
                     continue
                 if deadline is not None and time.monotonic() > deadline:
                     raise JobFailed(f"timed out before node {node_id} ({node['class_type']})", reason="timeout")
@@ -122,7 +199,7 @@ class InProcessEngine:
                 except JobFailed:
                     raise
                 except UnreadableImage as exc:  # the same verdict the server engine gives before uploading
-                    raise JobFailed(str(exc), reason=UNREADABLE_INPUT) from exc
+                    raise JobFailed(str(exc), reason=TOO_LARGE if isinstance(exc, PhotoTooLarge) else UNREADABLE_INPUT) from exc
                 except Exception as exc:  # noqa: BLE001 - reported as the node's error, like ComfyUI's execution_error
                     raise JobFailed(
                         f"node {node_id} ({node['class_type']}) failed: {type(exc).__name__}: {exc}",
@@ -131,16 +208,35 @@ class InProcessEngine:
                                  "exception_type": type(exc).__name__, "exception_message": str(exc)},
                     ) from exc
                 timings[node_id] = time.perf_counter() - start
+                # Large outputs nothing reads go at once; the rest when their last reader ran.
+                values = tuple(
+                    RELEASED if readers.get((node_id, slot), 0) == 0 and _nbytes(value) >= LARGE_OUTPUT_BYTES else value
+                    for slot, value in enumerate(values)
+                )
                 results[node_id] = values
                 if not is_output:
-                    new_cache[signature] = (values, ui)
+                    new_cache[signature] = (tuple(RELEASED if _nbytes(v) >= LARGE_OUTPUT_BYTES else v for v in values), ui)
                 if ui:
                     outputs[node_id] = ui
+                self._release_read(node, readers, results)
         finally:
             reset_dirs(token)
         # Keep only this run's node outputs (ComfyUI's classic cache keeps the last prompt's).
         self._cache = new_cache
         return RunResult(outputs=outputs, node_results=results, timings=timings, cached=cached)
+
+    @staticmethod
+    def _release_read(node: dict[str, Any], readers: dict[tuple[str, int], int], results: dict[str, tuple[Any, ...]]) -> None:
+        """Count the reads a node just made; let go of large outputs nobody reads any more."""
+        for value in node["inputs"].values():
+            if not _is_link(value):
+                continue
+            key = (value[0], int(value[1]))
+            readers[key] -= 1
+            if readers[key] == 0 and _nbytes(results[key[0]][key[1]]) >= LARGE_OUTPUT_BYTES:
+                slots = list(results[key[0]])
+                slots[key[1]] = RELEASED
+                results[key[0]] = tuple(slots)
 
     def _signature(self, node: dict[str, Any], signatures: dict[str, str]) -> str:
         parts = {}

@@ -26,9 +26,9 @@ from urllib.parse import urlencode, urlparse
 
 import requests
 
-from ..core.photo_io import UnreadableImage, check_decodes
+from ..core.photo_io import PhotoTooLarge, UnreadableImage, check_decodes
 from .engine_local import RunResult
-from .errors import UNREADABLE_INPUT, Cancelled, JobFailed, ServerUnavailable, TransientServerError
+from .errors import TOO_LARGE, UNREADABLE_INPUT, Cancelled, JobFailed, ServerUnavailable, TransientServerError
 
 log = logging.getLogger("portrait_polish")
 
@@ -125,22 +125,33 @@ class ServerEngine:
         return response.json()
 
     def check(self) -> None:
-        """Fail fast, with one clear message, when the server cannot be reached."""
+        """Fail fast, with one clear message, when the server cannot be reached or what
+        answers is not ComfyUI (a web page, another service, a proxy's error page)."""
         try:
             # A few quick tries only: an unreachable server should be reported within seconds.
             response = self._request("GET", "/system_stats", timeout=10, attempts=min(self.retries + 1, 4))
-            self._system_stats = response.json() if response.ok else {}
         except TransientServerError as exc:
             raise ServerUnavailable(f"cannot reach ComfyUI at {self.url}: {exc}") from None
-        except ValueError:
-            raise ServerUnavailable(f"{self.url} answered /system_stats with something that is not JSON: is it ComfyUI?") from None
+        stats = _json_body(response)
+        if response.status_code in (401, 403):
+            raise ServerUnavailable(f"{self.url} refused access (HTTP {response.status_code}): "
+                                    "the ComfyUI server needs credentials this runner does not send")
+        if response.status_code != 200 or not isinstance(stats, dict) or not isinstance(stats.get("system"), dict):
+            raise ServerUnavailable(f"{self.url} answers but is not a ComfyUI server: GET /system_stats gave "
+                                    f"{_what(response)}, not ComfyUI's system stats; check the --server URL")
+        self._system_stats = stats
 
     def object_info(self) -> dict[str, Any]:
         if self._object_info is None:
             try:
-                self._object_info = self._json("GET", "/object_info")
+                response = self._request("GET", "/object_info")
             except TransientServerError as exc:
                 raise ServerUnavailable(f"cannot read node definitions from {self.url}/object_info: {exc}") from None
+            info = _json_body(response)
+            if response.status_code != 200 or not isinstance(info, dict):
+                raise ServerUnavailable(f"{self.url} answers but is not a ComfyUI server: GET /object_info gave "
+                                        f"{_what(response)}, not node definitions; check the --server URL")
+            self._object_info = info
         return self._object_info
 
     def describe(self) -> dict[str, Any]:
@@ -223,7 +234,7 @@ class ServerEngine:
         try:  # the server decodes leniently (a truncated JPEG gives a grey block): check here first
             check_decodes(Path(path).resolve())
         except UnreadableImage as exc:
-            raise JobFailed(str(exc), reason=UNREADABLE_INPUT) from None
+            raise JobFailed(str(exc), reason=TOO_LARGE if isinstance(exc, PhotoTooLarge) else UNREADABLE_INPUT) from None
         name = f"{job_key[:16]}_{Path(path).name}"
         data = Path(path).read_bytes()
         response = self._request("POST", "/upload/image", files={"image": (name, data)},
@@ -295,15 +306,41 @@ class ServerEngine:
                 continue
         raise TransientServerError(f"could not queue the prompt: {last}")
 
-    def recover(self, prompt_id: str) -> RunResult | None:
-        """Outputs of a prompt a previous runner queued, if the server finished it."""
+    def recover(self, prompt_id: str, timeout: float | None = None) -> RunResult | None:
+        """The outputs of a prompt an earlier (killed or interrupted) runner queued: from
+        ``/history`` if the server finished it, or by waiting for it if it is still queued or
+        running, so it is never run twice. None when the server does not have it (anymore)
+        or it did not succeed: then the caller queues it anew."""
         try:
-            entry = self._history(prompt_id)
-        except (TransientServerError, JobFailed):
+            # Queue first: a prompt leaves the queue only once its history entry is written,
+            # so this order never misses one that finishes in between.
+            queued = self._in_queue(prompt_id)
+            entry = None if queued else self._history(prompt_id)
+        except JobFailed:  # an answer we cannot read: queue it anew
             return None
-        if entry is None or (entry.get("status") or {}).get("status_str") != "success":
+        # (TransientServerError goes up: the server is down after retries; queueing anew now
+        # could run the prompt twice once it is back. The job fails; a rerun recovers it.)
+        if entry is not None:
+            if (entry.get("status") or {}).get("status_str") != "success":
+                return None
+            return RunResult(outputs={str(k): v for k, v in (entry.get("outputs") or {}).items()})
+        if not queued:
             return None
-        return RunResult(outputs={str(k): v for k, v in (entry.get("outputs") or {}).items()})
+        log.info("prompt %s from an earlier run is still on the server; waiting for it", prompt_id)
+        self._ensure_websocket()
+        state = PromptState(posted=time.time())
+        self._waiters[prompt_id] = state
+        try:
+            # Its websocket messages go to the earlier runner's client id: /history tells.
+            return self._follow(prompt_id, state, None, {}, timeout, time.perf_counter(), None, poll=0.5)
+        except _PromptLost:
+            return None
+        except JobFailed as exc:
+            if exc.reason == "interrupted":
+                return None  # interrupted on the server: run it again
+            raise
+        finally:
+            self._waiters.pop(prompt_id, None)
 
     def run(self, graph: dict[str, Any], extra_pnginfo: dict[str, Any] | None = None, timeout: float | None = None,
             prompt_id: str | None = None, reupload=None) -> RunResult:
@@ -314,73 +351,86 @@ class ServerEngine:
         state = PromptState()
         self._waiters[prompt_id] = state
         extra = {"extra_pnginfo": extra_pnginfo} if extra_pnginfo else {}
-        deadline = time.monotonic() + timeout if timeout else None
         started = time.perf_counter()
         try:
             self._post(graph, prompt_id, extra)
             state.posted = time.time()
-            generation = self._ws_generation
-            suspicious = False  # the server may have restarted: check that it still knows the prompt
-            reposts = 0
-            last_poll = 0.0
-            finished_at: float | None = None
-            while True:
-                if self._cancel.is_set():
-                    self.interrupt(prompt_id)
-                    raise Cancelled("cancelled")
-                if deadline is not None and time.monotonic() > deadline:
-                    self.interrupt(prompt_id)
-                    raise JobFailed(f"no result within {timeout:g} s; the prompt was cancelled on the server", reason="timeout")
-                connected = self._ws_connected.is_set()
-                interval = self.poll_interval if connected and not suspicious else min(self.poll_interval, 0.5)
-                finished = state.finished.wait(0.25 if finished_at is None else 0.05)
-                now = time.monotonic()
-                if finished and finished_at is None:
-                    finished_at = now
-                if not finished and now - last_poll < interval:
-                    continue
-                last_poll = now
-                if self._ws_generation != generation or not connected:
-                    suspicious = True
-                    generation = self._ws_generation
-                try:
-                    entry = self._history(prompt_id)
-                except TransientServerError:
-                    entry = None
-                    suspicious = True  # down for now: keep trying until the deadline
-                if entry is not None and _history_done(entry):
-                    return self._result(prompt_id, entry, state, started)
-                if finished:
-                    # The socket reported the end; the history entry may lag behind, or be gone
-                    # if the server restarted right after: then the socket's own record serves.
-                    if state.error is not None or state.interrupted or (now - finished_at > 2.0 and state.executed):
-                        return self._result(prompt_id, {"outputs": state.executed, "status": {}}, state, started)
-                    if now - finished_at > 10.0:
-                        finished, finished_at, state.finished = False, None, threading.Event()
-                    continue
-                if entry is None and suspicious:
-                    try:
-                        if self._known(prompt_id):
-                            suspicious = False
-                            continue
-                    except TransientServerError:
-                        continue
-                    # Lost (the server restarted before finishing it): post the same id again.
-                    reposts += 1
-                    self.stats["reposts"] += 1
-                    if reposts > self.retries:
-                        raise JobFailed("the server lost the prompt too many times", reason="server_lost_prompt")
-                    log.info("server lost prompt %s (restarted?); queueing it again", prompt_id)
-                    if reupload is not None:
-                        graph = reupload()
-                    self._post(graph, prompt_id, extra)
-                    suspicious = False
+            return self._follow(prompt_id, state, graph, extra, timeout, started, reupload)
         finally:
             self._waiters.pop(prompt_id, None)
+
+    def _follow(self, prompt_id: str, state: PromptState, graph: dict[str, Any] | None, extra: dict[str, Any],
+                timeout: float | None, started: float, reupload, poll: float | None = None) -> RunResult:
+        """Wait for a queued prompt (websocket, racing ``/history``). When the server lost it
+        (restarted), post ``graph`` again under the same id; with no ``graph``, raise _PromptLost."""
+        deadline = time.monotonic() + timeout if timeout else None
+        generation = self._ws_generation
+        suspicious = False  # the server may have restarted: check that it still knows the prompt
+        reposts = 0
+        last_poll = 0.0
+        finished_at: float | None = None
+        while True:
+            if self._cancel.is_set():
+                self.interrupt(prompt_id)
+                raise Cancelled("cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                self.interrupt(prompt_id)
+                raise JobFailed(f"no result within {timeout:g} s; the prompt was cancelled on the server", reason="timeout")
+            connected = self._ws_connected.is_set()
+            interval = self.poll_interval if connected and not suspicious else min(self.poll_interval, 0.5)
+            if poll is not None:
+                interval = min(interval, poll)
+            finished = state.finished.wait(0.25 if finished_at is None else 0.05)
+            now = time.monotonic()
+            if finished and finished_at is None:
+                finished_at = now
+            if not finished and now - last_poll < interval:
+                continue
+            last_poll = now
+            if self._ws_generation != generation or not connected:
+                suspicious = True
+                generation = self._ws_generation
+            try:
+                entry = self._history(prompt_id)
+            except TransientServerError:
+                entry = None
+                suspicious = True  # down for now: keep trying until the deadline
+            if entry is not None and _history_done(entry):
+                return self._result(prompt_id, entry, state, started)
+            if finished:
+                # The socket reported the end; the history entry may lag behind, or be gone
+                # if the server restarted right after: then the socket's own record serves.
+                if state.error is not None or state.interrupted or (now - finished_at > 2.0 and state.executed):
+                    return self._result(prompt_id, {"outputs": state.executed, "status": {}}, state, started)
+                if now - finished_at > 10.0:
+                    finished, finished_at, state.finished = False, None, threading.Event()
+                continue
+            if entry is None and suspicious:
+                try:
+                    if self._known(prompt_id):
+                        suspicious = False
+                        continue
+                except TransientServerError:
+                    continue
+                # Lost (the server restarted before finishing it): post the same id again.
+                if graph is None:
+                    raise _PromptLost(prompt_id)
+                reposts += 1
+                self.stats["reposts"] += 1
+                if reposts > self.retries:
+                    raise JobFailed("the server lost the prompt too many times", reason="server_lost_prompt")
+                log.info("server lost prompt %s (restarted?); queueing it again", prompt_id)
+                if reupload is not None:
+                    graph = reupload()
+                self._post(graph, prompt_id, extra)
+                suspicious = False
 
     def _result(self, prompt_id: str, entry: dict[str, Any], state: PromptState, started: float) -> RunResult:
         status = entry.get("status") or {}
         messages = status.get("messages") or []
+        # An interrupted prompt's history also says status_str "error": tell it apart first.
+        if state.interrupted or any(m and m[0] == "execution_interrupted" for m in messages):
+            raise JobFailed("the prompt was interrupted on the server", reason="interrupted")
         if status.get("status_str") == "error" or state.error:
             error = state.error or next((m[1] for m in messages if m and m[0] == "execution_error"), {})
             raise JobFailed(
@@ -389,8 +439,6 @@ class ServerEngine:
                 reason="execution_error",
                 details={k: error.get(k) for k in ("node_id", "node_type", "exception_type", "exception_message", "traceback")},
             )
-        if state.interrupted or any(m and m[0] == "execution_interrupted" for m in messages):
-            raise JobFailed("the prompt was interrupted on the server", reason="interrupted")
         timings = {"server_seconds": time.perf_counter() - started}
         starts = [m[1].get("timestamp") for m in messages if m and m[0] == "execution_start"]
         ends = [m[1].get("timestamp") for m in messages if m and m[0] in ("execution_success",)]
@@ -426,9 +474,26 @@ class ServerEngine:
         self.http.close()
 
 
+class _PromptLost(Exception):
+    """The server no longer has a prompt we were following (and we have no graph to repost)."""
+
+
 def _history_done(entry: dict[str, Any]) -> bool:
     status = entry.get("status") or {}
     return bool(status.get("completed")) or status.get("status_str") in ("success", "error") or bool(entry.get("outputs"))
+
+
+def _json_body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _what(response: requests.Response) -> str:
+    """'HTTP 404 (text/html)': enough to tell what answered, without dumping the page."""
+    kind = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    return f"HTTP {response.status_code} ({kind})"
 
 
 def _short(exc: BaseException) -> str:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 # Exit codes a script can rely on (also listed in the README's "Headless runner").
-EXIT_OK = 0  # every job done or skipped
-EXIT_FAILED = 1  # at least one job failed (the summary says which and why)
-EXIT_USAGE = 2  # bad workflow, bad --set, missing inputs: nothing ran
-EXIT_SERVER = 3  # the ComfyUI server could not be reached or lacks what the workflow needs
+EXIT_OK = 0  # every job done, or skipped because an earlier run did it with these settings
+EXIT_FAILED = 1  # at least one job failed (the summary says which and why); wins over 4
+EXIT_USAGE = 2  # bad workflow, bad --set, missing inputs, unusable output folder: nothing ran
+EXIT_SERVER = 3  # the ComfyUI server could not be reached, is not ComfyUI, or lacks what the workflow needs
+EXIT_EXISTS = 4  # for some inputs nothing was written: files this run did not make hold their output names
 EXIT_INTERRUPTED = 130  # Ctrl-C: running prompts cancelled, manifest consistent
 
 
 # JobFailed.reason for an input that does not decode completely (the same in both engines).
 UNREADABLE_INPUT = "unreadable_input"
+# JobFailed.reason for an input above the pixel limit (PORTRAIT_POLISH_MAX_MEGAPIXELS).
+TOO_LARGE = "too_large"
 
 
 class RunnerError(Exception):
@@ -30,6 +33,11 @@ class ParameterError(RunnerError):
 
 class InputError(RunnerError):
     """An input image, folder or CSV is missing or unreadable."""
+
+
+class OutputError(RunnerError):
+    """The output folder is a file, cannot be created or cannot be written, or another run
+    is writing into it."""
 
 
 class ServerUnavailable(RunnerError):

@@ -74,6 +74,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # heavier general-photo model. Not the anime model: it paints portraits flat.
     "upscale": {"Upscale": {"model_name": "realesr-general-x4v3.pth", "scale_mode": "factor", "factor": 2.0}},
     "batch": {"IdentityGuard": {"action": "original"}},
+    # LinkedIn / ID headshots: a mid-grey paper backdrop, softly lit behind the head.
+    "studio_backdrop": {"BackgroundReplace": {"background": "studio gradient", "colour": "#8c8f93", "glow": 0.4, "vignette": 0.35}},
+    "bokeh": {"PortraitBokeh": {}},  # the defaults: about f/2 on a portrait lens
 }
 
 
@@ -110,6 +113,31 @@ def _chain(object_info: dict[str, Any], stages: list[str], values: dict[str, dic
         previous, previous_output = "upscale", "IMAGE"
     nodes.append(NodeSpec("save", f"{P}SavePhoto", values={"filename_prefix": prefix},
                           links={"images": (previous, previous_output), "photo_info": ("load", "photo_info"), "mask": ("load", "mask")}))
+    return nodes
+
+
+def _background_chain(object_info: dict[str, Any], kind: str) -> list[NodeSpec]:
+    """``studio``: the natural polish, checked by IdentityGuard, on a grey studio backdrop;
+    ``bokeh``: the photo as it is, its background lens-blurred. Both matte the person once
+    (PortraitMatte, with FaceParse's hair) and hand the matte to the background node."""
+    if kind == "studio":
+        nodes = [n for n in _chain(object_info, ["TextureSafeSmooth", "TeethWhiten", "EyeEnhance"], {}, prefix="") if n.key != "save"]
+        source = ("guard", "image")
+    else:
+        nodes = [NodeSpec("load", "LoadImage", values={"image": SAMPLE_IMAGE}, title="Portrait"),
+                 NodeSpec("parse", f"{P}FaceParse", links={"image": ("load", "IMAGE")}, models=_models_for("FaceParse"),
+                          values={"bisenet_model": "parsing_bisenet.pth"}
+                          if any(s.name == "bisenet_model" for s in input_specs(object_info[f"{P}FaceParse"])) else {})]
+        source = ("load", "IMAGE")
+    nodes.append(NodeSpec("matte", f"{P}PortraitMatte", links={"image": source, "face_regions": ("parse", "face_regions")}))
+    matte_links = {"image": source, "matte": ("matte", "alpha"), "foreground": ("matte", "foreground")}
+    if kind == "studio":
+        nodes.append(NodeSpec("backdrop", f"{P}BackgroundReplace", links=matte_links, values=PRESETS["studio_backdrop"]["BackgroundReplace"]))
+        last, prefix = "backdrop", "portrait_polish/studio"
+    else:
+        nodes.append(NodeSpec("bokeh", f"{P}PortraitBokeh", links=matte_links, values=PRESETS["bokeh"]["PortraitBokeh"]))
+        last, prefix = "bokeh", "portrait_polish/bokeh"
+    nodes.append(NodeSpec("save", "SaveImage", links={"images": (last, "image")}, values={"filename_prefix": prefix}))
     return nodes
 
 
@@ -153,8 +181,26 @@ def workflow_specs(object_info: dict[str, Any]) -> dict[str, tuple[list[NodeSpec
             "photo for any face that fails the check, so nothing drifted is ever delivered; its report lands in each "
             "output's sidecar JSON. " + run_hint.format(name="batch_folder"),
         ),
+        "headshot_studio_backdrop": (
+            _background_chain(object_info, "studio"),
+            "Headshot on a studio backdrop: the natural polish, checked by IdentityGuard, then the person is matted "
+            "(hair included) and put on a grey paper backdrop with a soft glow behind the head. Change the colour on "
+            "BackgroundReplace (#rrggbb), or pick 'solid colour' or 'image'.",
+        ),
+        "portrait_bokeh": (
+            _background_chain(object_info, "bokeh"),
+            "Portrait bokeh: the photo untouched, its background lens-blurred (disc aperture, highlights bloom, blur "
+            "grows away from the person). Raise 'blur' for a faster lens; connect a depth map to 'depth' to blur by "
+            "distance.",
+        ),
     }
     return {name: (nodes, note if name == "batch_folder" else f"{note}\n\n{run_hint.format(name=name)}") for name, (nodes, note) in specs.items()}
+
+
+# Thumbnail crops of the astronaut (left, top, right, bottom): the face for the retouch
+# workflows; the whole frame where the background is the point.
+THUMBNAIL_CROPS: dict[str, tuple[int, int, int, int]] = {"headshot_studio_backdrop": (0, 0, 512, 512), "portrait_bokeh": (0, 0, 512, 512)}
+FACE_CROP = (120, 10, 320, 210)
 
 
 def render(object_info: dict[str, Any] | None = None) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
@@ -170,7 +216,7 @@ def _dump(data: Any) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def thumbnail(ui: dict[str, Any], path: Path) -> None:
+def thumbnail(ui: dict[str, Any], path: Path, crop: tuple[int, int, int, int] = FACE_CROP) -> None:
     """Before | after on the astronaut, 512x256 JPEG."""
     import numpy as np
     from PIL import Image
@@ -188,7 +234,7 @@ def thumbnail(ui: dict[str, Any], path: Path) -> None:
         after = Image.open(Path(tmp) / "out" / job.outputs[0]).convert("RGB")
         before = Image.open(sample).convert("RGB")
     after = after.resize(before.size, Image.LANCZOS)  # the print workflow upscales
-    face = (120, 10, 320, 210)  # the astronaut's face, so the retouch is visible at thumbnail size
+    face = crop  # by default the astronaut's face, so the retouch is visible at thumbnail size
     side = 256
     canvas = Image.new("RGB", (2 * side, side))
     canvas.paste(before.crop(face).resize((side, side), Image.LANCZOS), (0, 0))
@@ -202,9 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report files that differ")
     parser.add_argument("--no-thumbnails", action="store_true")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="write only this workflow (and its thumbnail); repeatable")
     args = parser.parse_args(argv)
     stale = []
     for name, (ui, api) in render().items():
+        if args.only and name not in args.only:
+            continue
         files = {WORKFLOWS / "ui" / f"{name}.json": _dump(ui), WORKFLOWS / "api" / f"{name}.json": _dump(api),
                  EXAMPLES / f"{name}.json": _dump(ui)}
         for path, text in files.items():
@@ -214,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text)
         if not args.check and not args.no_thumbnails:
-            thumbnail(ui, EXAMPLES / f"{name}.jpg")
+            thumbnail(ui, EXAMPLES / f"{name}.jpg", THUMBNAIL_CROPS.get(name, FACE_CROP))
     for path in stale:
         print(("out of date: " if args.check else "wrote ") + str(path))
     return 1 if args.check and stale else 0

@@ -9,6 +9,7 @@ this shape, so it works for any node class that follows the ComfyUI V1 contract.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,8 @@ def coerce_value(spec: InputSpec, value: Any, where: str) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ParameterError(f"{where}: {value!r} is not a number; expected {spec.describe()}") from None
+        if not math.isfinite(number):  # NaN and infinity pass every min/max test and are not JSON
+            raise ParameterError(f"{where}: {value!r} is not a finite number; expected {spec.describe()}")
         if spec.type == "INT":
             if number != int(number):
                 raise ParameterError(f"{where}: {value!r} is not a whole number; expected {spec.describe()}")

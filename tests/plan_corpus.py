@@ -200,12 +200,17 @@ CORPUS: list[tuple[str, str, str]] = [
     ("higher resolution", "upscale", ""),
     ("natural retouch and upscale 2x", "skin teeth eyes upscale", "upscale.factor=2 cap"),
     ("smooth skin, then upscale", "skin upscale", ""),
-    # --- background (not in this version): recognised and reported
-    ("blur the background", "", "note:background blur is not available"),
-    ("bokeh", "", "note:background blur is not available"),
-    ("studio backdrop", "", "note:background replacement is not available"),
-    ("grey background", "", "note:background replacement is not available"),
-    ("natural retouch with a blurred background", "skin teeth eyes", "note:background blur is not available cap"),
+    # --- background: the PortraitBokeh and BackgroundReplace nodes, run inside the chain
+    ("blur the background", "bokeh", "bokeh.blur>=1"),
+    ("bokeh", "bokeh", "bokeh.blur=2"),
+    ("blur the background a lot", "bokeh", "bokeh.blur>3"),
+    ("a slightly blurred background", "bokeh", "bokeh.blur<2"),
+    ("studio backdrop", "backdrop", "backdrop.background=studio_gradient"),
+    ("grey background", "backdrop", "backdrop.background=studio_gradient backdrop.colour=#8c8f93"),
+    ("white background", "backdrop", "backdrop.background=solid_colour backdrop.colour=white"),
+    ("black backdrop", "backdrop", "backdrop.colour=black"),
+    ("natural retouch with a blurred background", "skin teeth eyes bokeh", "cap"),
+    ("linkedin headshot", "skin teeth eyes", "note:add 'grey background'"),
     # --- refusals
     ("make my nose smaller", "", "refuse:reshape"),
     ("sharpen my jawline", "", "refuse:reshape"),
@@ -236,7 +241,7 @@ CORPUS: list[tuple[str, str, str]] = [
     ("remove blemishs", "skin", "fix:blemishs skin.heal_blemishes=true"),
     ("dark circels", "eyes", "fix:circels eyes.under_eye>0"),
     ("brighetn the eyes", "eyes", "fix:brighetn"),
-    ("backgrund blur", "", "fix:backgrund note:background blur"),
+    ("backgrund blur", "bokeh", "fix:backgrund"),
     ("linkdin", "skin teeth eyes", "fix:linkdin cap"),
     ("naturel", "skin teeth eyes", "fix:naturel cap"),
     # --- words not understood are listed

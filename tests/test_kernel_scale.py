@@ -111,3 +111,51 @@ def test_identity_moves_less_than_0_02_against_the_code_before_the_kernel(both_s
     (_big, _r, _out, similarity), _little = both_sizes
     print(f"\nIdentityGuard similarity at 24 MP: {similarity:.4f} (before the kernel: {SIMILARITY_BEFORE_KERNEL})")
     assert abs(similarity - SIMILARITY_BEFORE_KERNEL) < 0.02
+
+
+def test_eyes_keep_their_promises_at_24mp_as_at_1mp(both_sizes) -> None:
+    from test_eyes import check_eye
+
+    for name, (image, regions, out, _sim) in zip(("24MP", "1MP"), both_sizes, strict=True):
+        frame = regions.images[0]
+        for side in ("right", "left"):
+            numbers = check_eye(image[0], out[0], full_frame_mask(frame, f"{side}_eye_white"), full_frame_mask(frame, f"{side}_iris"))
+            print(f"\n{name} {side} eye: " + ", ".join(f"{k} {v:.2f}" for k, v in numbers.items()))
+
+
+@pytest.fixture(scope="module")
+def smile_sizes():
+    """fairface_latina_smile (a broad smile, 4406x2937) at full size and at 1 MP, with teeth."""
+    from PIL import Image
+
+    from portrait_polish.nodes.parse import FaceParse
+    from portrait_polish.nodes.teeth import TeethWhiten
+
+    w = _widgets()
+    with Image.open(require_shared(PORTRAITS / "fairface_latina_smile.jpg")) as img:
+        full = img.convert("RGB")
+        factor = (1e6 / (full.width * full.height)) ** 0.5
+        small = full.resize((round(full.width * factor), round(full.height * factor)), Image.LANCZOS)
+    sizes = []
+    for picture in (full, small):
+        image = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)[None]
+        regions = FaceParse().parse(image=image, **w["FaceParse"])["result"][1]
+        out = TeethWhiten().whiten(image=image, face_regions=regions, **w["TeethWhiten"])["result"][0]
+        sizes.append((image, regions, out))
+    return sizes
+
+
+def test_teeth_whiten_naturally_at_13mp_as_at_1mp(smile_sizes) -> None:
+    from test_teeth import assert_natural_whitening, teeth_metrics
+
+    results = {}
+    for name, (image, regions, out) in zip(("13MP", "1MP"), smile_sizes, strict=True):
+        teeth = full_frame_mask(regions.images[0], "teeth") > 0.5
+        results[name] = teeth_metrics(image[0], out[0], teeth)
+        print(f"\n{name} teeth: " + ", ".join(f"{k} {v:.2f}" for k, v in results[name].items()))
+        assert_natural_whitening(results[name])
+        outside = ~(full_frame_mask(regions.images[0], "teeth") > 0)
+        grown = torch.nn.functional.max_pool2d(outside.logical_not().float()[None, None], 9, 1, 4)[0, 0] == 0
+        assert torch.equal(out[0][grown], image[0][grown])
+    # The same whitening at both sizes (the edit is made on each photo's own pixels).
+    assert abs(results["13MP"]["delta_wid"] - results["1MP"]["delta_wid"]) < 1.5

@@ -334,3 +334,24 @@ def test_write_new_file_never_replaces(tmp_path):
     assert pio.write_new_file(target, b"first")
     assert not pio.write_new_file(target, b"second")
     assert target.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png16", "tiff16"])
+def test_photos_above_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch, kind):
+    # 300x200 = 0.06 MP against a limit of 0.05 MP stands in for a 200 MP file against 150 MP.
+    rgb = np.random.default_rng(0).random((200, 300, 3)).astype(np.float32)
+    if kind == "jpeg":
+        path = tmp_path / "big.jpg"
+        Image.fromarray((rgb * 255).astype(np.uint8)).save(path, quality=90)
+    else:
+        fmt = pio.parse_format(kind)
+        data, _ = pio.encode_photo(rgb, pio.PhotoInfo(bit_depth=16), fmt)
+        path = tmp_path / f"big.{fmt.extension}"
+        path.write_bytes(data)
+    monkeypatch.setenv(pio.MAX_MEGAPIXELS_ENV, "0.05")
+    with pytest.raises(pio.PhotoTooLarge, match=r"300x200 is 0 MP, above the 0 MP limit.*PORTRAIT_POLISH_MAX_MEGAPIXELS=1 \(CLI: --max-megapixels 1\)"):
+        pio.read_photo(path)
+    monkeypatch.setenv(pio.MAX_MEGAPIXELS_ENV, "0")  # no limit
+    assert pio.read_photo(path).pixels.shape == (1, 200, 300, 3)
+    monkeypatch.delenv(pio.MAX_MEGAPIXELS_ENV)
+    assert pio.max_megapixels() == pio.DEFAULT_MAX_MEGAPIXELS and pio.read_photo(path).pixels.shape == (1, 200, 300, 3)

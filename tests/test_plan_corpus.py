@@ -16,7 +16,8 @@ from portrait_polish.core import plan as PLAN
 from portrait_polish.nodes.plan import node_specs
 
 SPECS = node_specs()
-SHORT = {"skin": "TextureSafeSmooth", "teeth": "TeethWhiten", "eyes": "EyeEnhance", "upscale": "Upscale"}
+SHORT = {"skin": "TextureSafeSmooth", "teeth": "TeethWhiten", "eyes": "EyeEnhance", "upscale": "Upscale",
+         "bokeh": "PortraitBokeh", "backdrop": "BackgroundReplace"}
 REFUSALS = {
     "reshape": "never reshapes a face", "recolour": "never changes the colour", "age": "keeps lines and wrinkles",
     "adds": "adds nothing", "removes": "not available in this pack", "moles": "moles, birthmarks",
@@ -76,7 +77,7 @@ def verify(plan, on: str, checks: str) -> None:
 
 
 def _split_notes(checks: str) -> str:
-    """'note:background blur is not available cap' -> one note token (spaces as '_') + 'cap'."""
+    """'note:add 'grey background' cap' -> one note token (spaces as '_') + 'cap'."""
     out, note = [], None
     keys = ("cap", "nocap", "understood", "refuse:", "note:", "unknown:", "fix:")
     for word in checks.split():

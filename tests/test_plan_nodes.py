@@ -106,36 +106,43 @@ def test_a_plan_that_does_not_fit_the_nodes_is_refused(photo):
         call_node(POLISH, image=image, prompt="", plan=plan, face_regions=regions)
 
 
-def test_nodes_are_looked_up_at_run_time_a_background_node_joins_the_chain(photo):
-    """No background node today: the words are recognised and 'not available'. Register one
-    (here a stand-in with the declared inputs a background node would have) and the same
-    words switch it on, with its own declared range, inside the chain before the guard."""
+def test_nodes_are_looked_up_at_run_time(photo):
+    """The plan follows the nodes registered when it runs: in an install without PortraitBokeh
+    the words are recognised and reported 'not available', and the chain skips it."""
     image, regions = photo
     classes = plan_nodes.registered_classes()
-    assert P + "PortraitBokeh" not in classes
-    plan = plan_nodes.plan_from("blur the background a lot, whiten teeth")
+    assert P + "PortraitBokeh" in classes
+    without = {k: v for k, v in classes.items() if k != P + "PortraitBokeh"}
+    plan = plan_nodes.make_plan("blur the background a lot, whiten teeth", plan_nodes.node_specs(without))
     assert any("background blur is not available" in line for line in plan.not_done)
-    assert not plan.enabled("PortraitBokeh")
+    assert not plan.enabled("PortraitBokeh") and plan.enabled("TeethWhiten")
+    _, _, ran = plan_nodes.run_chain(image, plan, regions, classes=without)
+    assert ran == ["TeethWhiten", "IdentityGuard"]
 
-    calls = []
 
-    class Bokeh:
-        CATEGORY, FUNCTION, RETURN_TYPES = "Portrait Polish", "blur", ("IMAGE",)
+def test_background_words_run_one_matte_and_the_background_nodes(photo):
+    """'blur the background' and 'white background' switch on the real background nodes inside
+    the chain, before the guard; one PortraitMatte feeds both; the result is the hand-wired graph."""
+    image, regions = photo
+    plan = plan_nodes.plan_from("blur the background a lot, white background, whiten teeth")
+    assert plan.not_done == [] and plan.enabled("PortraitBokeh") and plan.enabled("BackgroundReplace")
+    bokeh_inputs, backdrop_inputs = plan.inputs("PortraitBokeh"), plan.inputs("BackgroundReplace")
+    assert 3.0 < bokeh_inputs["blur"] <= 10.0
+    assert backdrop_inputs["background"] == "solid colour" and backdrop_inputs["colour"] == "white"
+    result, _, ran = plan_nodes.run_chain(image, plan, regions)
+    assert ran == ["TeethWhiten", "PortraitMatte", "PortraitBokeh", "BackgroundReplace", "IdentityGuard"]
 
-        @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {"image": ("IMAGE", {}), "strength": ("FLOAT", {"default": 0.6, "min": 0.0, "max": 2.0, "step": 0.1})},
-                    "optional": {"face_regions": ("FACE_REGIONS", {})}}
-
-        def blur(self, image, strength, face_regions=None):
-            calls.append((strength, face_regions is not None))
-            return (image,)
-
-    classes[P + "PortraitBokeh"] = Bokeh
-    specs = plan_nodes.node_specs(classes)
-    plan = plan_nodes.make_plan("blur the background a lot, whiten teeth", specs)
-    assert plan.enabled("PortraitBokeh") and plan.not_done == []
-    assert 0.6 < plan.inputs("PortraitBokeh")["strength"] <= 2.0
-    _, _, ran = plan_nodes.run_chain(image, plan, regions, classes=classes)
-    assert ran == ["TeethWhiten", "PortraitBokeh", "IdentityGuard"]
-    assert calls == [(plan.inputs("PortraitBokeh")["strength"], True)]
+    node = PACK.NODE_CLASS_MAPPINGS
+    by_hand = call_node(node[P + "TeethWhiten"], image=image, face_regions=regions,
+                        **{**_defaults(node[P + "TeethWhiten"]), **plan.inputs("TeethWhiten")})[0]
+    alpha, foreground = call_node(node[P + "PortraitMatte"], image=by_hand, face_regions=regions, **_defaults(node[P + "PortraitMatte"]))
+    wired = {"matte": alpha, "foreground": foreground, "face_regions": regions}
+    by_hand = call_node(node[P + "PortraitBokeh"], image=by_hand, **wired, **{**_defaults(node[P + "PortraitBokeh"]), **bokeh_inputs})[0]
+    by_hand = call_node(node[P + "BackgroundReplace"], image=by_hand, **wired,
+                        **{**_defaults(node[P + "BackgroundReplace"]), **backdrop_inputs})[0]
+    guarded = call_node(node[P + "IdentityGuard"], original=image, retouched=by_hand, face_regions=regions,
+                        **{**_defaults(node[P + "IdentityGuard"]), **plan.inputs("IdentityGuard")})[0]
+    assert torch.equal(result, guarded)
+    # The backdrop is white where there is no person: the astronaut's top-left corner is background.
+    assert float(alpha[0, :24, :24].max()) < 0.01
+    assert torch.allclose(result[0, :24, :24], torch.ones(24, 24, 3), atol=1e-4)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from portrait_polish.runner import batch as batch_module
+from portrait_polish.runner import outputs as outputs_module
 from portrait_polish.runner.batch import MANIFEST_NAME, Batch, Manifest, collect_inputs, run_workflow
 from portrait_polish.runner.cli import main
 from portrait_polish.runner.core_nodes import CORE_NODE_CLASSES
@@ -98,8 +98,10 @@ def test_rerun_resumes_and_redoes_nothing(engine, tmp_path):
 def test_interrupted_manifest_line_is_ignored(tmp_path):
     path = tmp_path / MANIFEST_NAME
     path.write_text(json.dumps({"job": "k1", "status": "done", "outputs": ["a.png"]}) + "\n" + '{"job": "k2", "sta')
+    (tmp_path / "a.png").write_bytes(b"x")
     manifest = Manifest(path)
-    assert set(manifest.records) == {"k1"} and manifest.owned == {"a.png": "k1"}
+    assert set(manifest.records) == {"k1"} and manifest.owner("a.png", tmp_path / "a.png") == "k1"
+    assert manifest.torn_lines == 1
 
 
 def test_never_overwrites_user_files_unless_asked(engine, tmp_path):
@@ -108,7 +110,8 @@ def test_never_overwrites_user_files_unless_asked(engine, tmp_path):
     out.mkdir()
     (out / "a_t.png").write_bytes(b"the user's own file")
     summary = _run(engine, [inputs], out)
-    assert summary.jobs[0].status == "skipped" and summary.jobs[0].reason == "output_exists"
+    assert summary.jobs[0].status == "exists" and summary.jobs[0].reason == "output_exists"
+    assert summary.exit_code == 4 and "nothing was written" in summary.jobs[0].message
     assert (out / "a_t.png").read_bytes() == b"the user's own file"
     summary = _run(engine, [inputs], out, overwrite=True)
     assert summary.jobs[0].status == "done"
@@ -130,7 +133,7 @@ def test_atomic_outputs_leave_no_partial_file(engine, tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(batch_module.os, "replace", broken_replace)
+    monkeypatch.setattr(outputs_module.os, "replace", broken_replace)
     summary = _run(engine, [inputs], tmp_path / "out")
     assert summary.jobs[0].status == "failed" and summary.jobs[0].reason == "io_error"
     assert [p.name for p in (tmp_path / "out").iterdir()] == [MANIFEST_NAME]  # no partial output, no temp file
@@ -222,6 +225,68 @@ def test_engine_maps_over_lists_and_handles_ui_dicts():
     assert result.node_results["2"] == ([0.0, 1.0],)
 
 
+def test_engine_lets_large_outputs_go_once_read_and_does_not_cache_them(monkeypatch):
+    # A small limit stands in for the 64 MB of a real run (a 24 MP IMAGE is 288 MB).
+    from portrait_polish.runner import engine_local
+
+    monkeypatch.setattr(engine_local, "LARGE_OUTPUT_BYTES", 1000)
+    seen: dict[str, int] = {"big": 0}
+
+    class Big:
+        RETURN_TYPES = ("IMAGE", "IMAGE", "FLOAT")
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"value": ("FLOAT", {"default": 0.5})}}
+
+        def run(self, value):
+            seen["big"] += 1
+            return (torch.full((1, 20, 20, 3), value), torch.zeros(1, 20, 20, 3), value)
+
+    class Halve:
+        RETURN_TYPES = ("IMAGE",)
+        FUNCTION = "run"
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",)}}
+
+        def run(self, image):
+            return (image * 0.5,)
+
+    class Show:
+        RETURN_TYPES = ("FLOAT",)
+        FUNCTION = "run"
+        OUTPUT_NODE = True
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {"required": {"image": ("IMAGE",), "value": ("FLOAT",)}}
+
+        def run(self, image, value):
+            return {"ui": {"mean": [float(image.mean()) + value]}, "result": (float(image.mean()),)}
+
+    graph = {
+        "1": {"class_type": "Big", "inputs": {"value": 0.8}},
+        "2": {"class_type": "Halve", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "Show", "inputs": {"image": ["2", 0], "value": ["1", 2]}},
+    }
+    eng = InProcessEngine(classes={"Big": Big, "Halve": Halve, "Show": Show})
+    try:
+        first = eng.run(graph)
+        # Big's unread second image went at once, its first once Halve read it, Halve's
+        # once Show read it; the small FLOAT stays (reports are read from such outputs).
+        assert first.node_results["1"][0] is engine_local.RELEASED and first.node_results["1"][1] is engine_local.RELEASED
+        assert first.node_results["1"][2] == [0.8] and first.node_results["2"][0] is engine_local.RELEASED
+        assert first.outputs["3"] == {"mean": [pytest.approx(0.4 + 0.8)]}
+        # A rerun cannot take Big's image from the cache (it was never kept): Big runs again.
+        second = eng.run(graph)
+        assert seen["big"] == 2 and "1" not in second.cached and second.outputs == first.outputs
+    finally:
+        eng.close()
+
+
 def test_graph_without_output_node(engine, tmp_path):
     graph = {k: v for k, v in GRAPH.items() if k != "3"}
     with pytest.raises(WorkflowError, match="no output node"):
@@ -269,3 +334,24 @@ def test_cli_bundled_name_and_print_prompt(tmp_path, capsys):
     assert code == 0 and not (tmp_path / "out").exists()
     teeth = next(node for node in prompt.values() if node["class_type"] == "PortraitPolishTeethWhiten")
     assert teeth["inputs"]["strength"] == 0.25
+
+
+def test_in_process_work_folders_do_not_pile_up(tmp_path, monkeypatch):
+    """A Batch that fails to start closes the engine it made; a killed run's work folder
+    (its process gone) is removed by the next engine."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from portrait_polish.runner import engine_local
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{engine_local.WORK_DIR_PREFIX}{int(dead.stdout)}-abc123"
+    (stale / "output").mkdir(parents=True)
+    live = tmp_path / f"{engine_local.WORK_DIR_PREFIX}1-xyz"  # pid 1 is alive: never touched
+    live.mkdir()
+    with pytest.raises(WorkflowError, match="no output node"):
+        Batch({"1": GRAPH["1"]}, tmp_path / "out", progress=False)  # its own in-process engine
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # the failed Batch's own folder is gone too

@@ -215,7 +215,7 @@ def test_a_users_tif_at_the_output_name_is_never_replaced(engine, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "ramp_natural_headshot.tif").write_bytes(b"the user's own file")
     summary = _run(engine, "natural_headshot", [tmp_path / "ramp.tif"], tmp_path / "out")
-    assert summary.jobs[0].status == "skipped" and summary.jobs[0].reason == "output_exists"
+    assert summary.jobs[0].status == "exists" and summary.jobs[0].reason == "output_exists"  # exit 4, not a success
     assert (tmp_path / "out" / "ramp_natural_headshot.tif").read_bytes() == b"the user's own file"
 
 
@@ -294,3 +294,17 @@ def test_16bit_tiff_on_the_server_equals_in_process(fake, engine, tmp_path):
     for output in outputs.values():  # the same 16-bit file (the prompt text chunk names each engine's paths)
         assert pio.read_photo(output).info.bit_depth == 16
         assert np.array_equal(imagecodecs.png_decode(output.read_bytes()), tifffile.imread(tmp_path / "ramp.tif"))
+
+
+def test_cli_refuses_a_photo_above_max_megapixels_and_says_how_to_go_ahead(tmp_path, capsys, monkeypatch):
+    from portrait_polish.runner import cli
+
+    monkeypatch.setenv(pio.MAX_MEGAPIXELS_ENV, "150")  # the CLI sets it for the process: put it back after
+    photo = tmp_path / "wide.jpg"
+    Image.fromarray(np.full((100, 300, 3), 128, np.uint8)).save(photo)
+    code = cli.main(["run", "natural_headshot", str(photo), "-o", str(tmp_path / "out"), "--json", "--max-megapixels", "0.01"])
+    summary = json.loads(capsys.readouterr().out)
+    (job,) = summary["jobs"]
+    assert code == 1 and job["status"] == "failed" and job["reason"] == "too_large"
+    assert "300x100" in job["message"] and "--max-megapixels 1" in job["message"]
+    assert not any((tmp_path / "out").glob("*.png"))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..masks import Box, grow_feather, upsample_window
+from ..masks import Box, bbox, grid_reach, grow_feather, upsample_window
 from ..regions import FACE_REGION_NAMES, IMAGE_REGION_NAMES, ImageFaces, expand_region_names, person_mask
 
 # Preview colours per region (also sent to the canvas legend).
@@ -87,6 +87,14 @@ def region_mask(
             window = crop.grow(int(math.ceil(pad / face.grid_factor)), item.height, item.width)
             grid = grow_feather(torch.nn.functional.pad(grid[None], (pad, pad, pad, pad))[0], grow_px, feather_px)
             offset = (float(pad), float(pad))
+        support = bbox(grid)
+        if support is None:
+            continue
+        # Only where the (padded) grid has mask, brought to full resolution once.
+        reach = grid_reach(support.shift(-int(offset[0]), -int(offset[1])), face.grid_size, crop.size).shift(crop.x0, crop.y0)
+        window = Box(max(window.x0, reach.x0), max(window.y0, reach.y0), min(window.x1, reach.x1), min(window.y1, reach.y1))
+        if window.is_empty():
+            continue
         local_window = window.shift(-crop.x0, -crop.y0)
         local = upsample_window(grid, crop.size, local_window, grid_size=face.grid_size, offset=offset).clamp(0.0, 1.0)
         rows, cols = window.slices()
@@ -129,12 +137,16 @@ def preview_regions(rgb: torch.Tensor, item: ImageFaces, regions: Sequence[str] 
             weight = (mask.to(torch.float32) * opacity)[None]
             colour_layer = colour_layer * (1.0 - weight) + _colour(name)[:, None, None] * weight
             transparency = transparency * (1.0 - weight)
+        painted = bbox(1.0 - transparency[0])
+        if painted is None:
+            continue
         layers = torch.cat([colour_layer, transparency])
-        # Brought up and painted in strips of rows: a 24 MP crop never holds a full-size
-        # copy of the four paint layers.
-        step = max(16, STRIP_PIXELS // max(1, crop.width))
-        for top in range(0, crop.height, step):
-            strip = Box(0, top, crop.width, min(crop.height, top + step))
+        # Brought up and painted only where there is paint, in strips of rows: a 24 MP crop
+        # never holds a full-size copy of the four paint layers.
+        area = grid_reach(painted, (grid_h, grid_w), crop.size)
+        step = max(16, STRIP_PIXELS // max(1, area.width))
+        for top in range(area.y0, area.y1, step):
+            strip = Box(area.x0, top, area.x1, min(area.y1, top + step))
             up = upsample_window(layers, crop.size, strip, fast=True).permute(1, 2, 0)
             rows, cols = strip.shift(crop.x0, crop.y0).slices()
             out[rows, cols] = torch.addcmul(up[..., :3], out[rows, cols], up[..., 3:])
@@ -149,7 +161,7 @@ def preview_regions(rgb: torch.Tensor, item: ImageFaces, regions: Sequence[str] 
             out[max(by0, by1 - thick) : by1, bx0:bx1] = white
             out[by0:by1, bx0 : bx0 + thick] = white
             out[by0:by1, max(bx0, bx1 - thick) : bx1] = white
-    return out.clamp(0.0, 1.0)
+    return out.clamp_(0.0, 1.0)  # in place: out is our own copy (a 96 MP frame is 1.15 GB)
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor, threshold: float = 0.5) -> float:

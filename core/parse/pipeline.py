@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..colour import rgb_to_lab
-from ..filters import gaussian_blur, guided_filter
+from ..filters import blur_image, gaussian_blur, guided_filter
 from ..landmarks import (
     CHEEK_POINTS,
     FACE_OVAL,
@@ -162,9 +162,7 @@ def face_masks(
     if refine:
         # Skin colour model on a lightly blurred copy, closed so pores, freckles and moles
         # stay in; what is left out is large: beard, brows' stray hairs, frames, hair, hands.
-        blurred_lab = rgb_to_lab(
-            gaussian_blur(work_rgb.permute(2, 0, 1), max(0.5, 0.003 * work_scale)).permute(1, 2, 0)
-        )
+        blurred_lab = rgb_to_lab(blur_image(work_rgb, max(0.5, 0.003 * work_scale)))
         close_radius = max(1, round(0.008 * work_scale))
         likelihood = closing(skin_likelihood(blurred_lab, samples, sample_xy), close_radius)
         skin_geo = masks["skin"]

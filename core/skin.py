@@ -79,6 +79,7 @@ class SkinParams:
     heal_blemishes: bool = True
     heal_strength: float = 1.0
     heal_brown_spots: bool = False
+    heal_acne_marks: bool = False
     keep_mark_size: float = 8.0  # % of the face width (spot diameter)
     keep_mark_contrast: float = 20.0  # L* darker than the surrounding skin
     dodge_burn: float = 0.5
@@ -93,7 +94,7 @@ class SkinParams:
         return min(TEXTURE_MAX, max(TEXTURE_MIN, float(self.texture)))
 
     def spot_rules(self) -> SpotRules:
-        return SpotRules(self.keep_mark_size, self.keep_mark_contrast, self.heal_brown_spots)
+        return SpotRules(self.keep_mark_size, self.keep_mark_contrast, self.heal_brown_spots, self.heal_acne_marks)
 
 
 def skin_mask(window: FaceWindow, include_neck: bool = False) -> torch.Tensor:
@@ -228,7 +229,10 @@ def edit_skin(window: FaceWindow, params: SkinParams, protect: torch.Tensor | No
         _reduce_shine(bands.low(), medium, inside, free[0], scale, float(params.shine))
     # The evening change is smoothed at the pore radius: the Gaussian band splits overlap,
     # and an unsmoothed change of the medium band would take some of the pores with it.
-    evening = gaussian_blur((medium - bands.medium) + (coarse - bands.coarse), radii.fine)
+    raw = (medium - bands.medium) + (coarse - bands.coarse)
+    # ... but not over marks and pigment, whose own pixels must not take their
+    # surroundings' change (a mole would lighten by its rim's lift).
+    evening = torch.lerp(gaussian_blur(raw, radii.fine), raw, torch.maximum(spots.mark, pigment)[None])
     evening = evening - masked_blur(evening, inside, BASE_FRACTION * scale)
     evening = evening + (fine - bands.fine)
     composite = torch.maximum(skin, healed_mask) * (1.0 - user_keep)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .bands import band_radii, fill_outside, split_bands
+from .bands import COARSE_FRACTION, MEDIUM_FRACTION, band_radii, fill_outside, split_bands
 from .colour import lab_to_rgb
 from .filters import gaussian_blur, masked_blur
 from .kernel import Correction, FaceWindow, apply_per_face
@@ -207,8 +207,13 @@ def edit_skin(window: FaceWindow, params: SkinParams, protect: torch.Tensor | No
     free = free * (1.0 - NOSE_MEDIUM_KEEP * nose)[None]
     gains_medium = torch.tensor([GAIN_MEDIUM_L, GAIN_MEDIUM_AB, GAIN_MEDIUM_AB], device=device).view(3, 1, 1)
     gains_coarse = torch.tensor([GAIN_COARSE_L, GAIN_COARSE_AB, GAIN_COARSE_AB], device=device).view(3, 1, 1)
-    medium_gain = (1.0 - gains_medium * strength * free).clamp_min(0.1)
-    coarse_gain = (1.0 - gains_coarse * strength * coarse_free).clamp_min(0.1)
+    # On a small face the bands' pixel floors (core.bands MIN_SIGMA_*) put them above the
+    # face's own fractions, into its shape (cheek and nose shading on a face 100 px wide):
+    # they are evened in proportion.
+    medium_share = min(1.0, scale * MEDIUM_FRACTION / radii.medium)
+    coarse_share = min(1.0, scale * COARSE_FRACTION / radii.coarse)
+    medium_gain = (1.0 - gains_medium * strength * medium_share * free).clamp_min(0.1)
+    coarse_gain = (1.0 - gains_coarse * strength * coarse_share * coarse_free).clamp_min(0.1)
     medium = bands.medium * medium_gain
     if params.dodge_burn > 0:
         flatten = params.dodge_burn * strength * DODGE_BURN_GAIN * torch.exp(-((bands.medium[0] / DODGE_BURN_TAU) ** 2))

@@ -40,8 +40,8 @@ TEXTURE_MIN = 0.85
 TEXTURE_MAX = 1.2
 
 # How strongly ``strength`` = 1 scales each band down (gain = 1 − k·strength).
-GAIN_MEDIUM_L = 1.1
-GAIN_COARSE_L = 2.0
+GAIN_MEDIUM_L = 0.8
+GAIN_COARSE_L = 0.6
 GAIN_MEDIUM_AB = 0.2
 GAIN_COARSE_AB = 0.1
 # Guided-filter regularisation × core.bands' own: the skin's shading next to a nostril, an
@@ -59,7 +59,7 @@ DODGE_BURN_GAIN = 0.6
 PIGMENT_FROM = 2.0
 PIGMENT_TO = 4.0
 # Soft limit (L*, at strength 0.5) of how far evening moves a pixel's lightness.
-MAX_LIFT = 14.0
+MAX_LIFT = 5.0
 # Evening moves lightness around within a patch of skin; the change's own mean over this
 # width (× face width, 2.5× the coarse radius) is taken back out, so the face's light and
 # shape at large scales stay the photo's (ΔE00 mean −0.15 on dark skin, bands unchanged).

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # Redness = Δa* − 0.6·max(Δb*, 0): blood raises a*, melanin (freckles, moles) raises b*
 # about twice as much as a*, so brown spots score ≤ 0 and red ones clearly above.
 RED_CANDIDATE = 1.5
-RED_SPOT = 3.5
+RED_SPOT = 5.0
 DARK_CANDIDATE = 2.5
 DARK_SPOT = 4.0
 # Pigment spots this much darker (L*) than the skin right around them are marks (freckles).
@@ -234,10 +234,15 @@ def find_spots(
     # Marks are judged against nearer surroundings (face/50): a mole or a freckle is dark
     # against the skin right next to it, a shadow is not.
     darkness = -spot_contrast(lab, inside, radii, scale, around=1.0 / 50.0)[0]
-    # Cut at SPOT_EDGE of the local peak too: a mole in a shaded hollow is a mole.
-    dark_peak = F.max_pool2d(darkness[None, None], window, stride=1, padding=window // 2)[0, 0]
-    dark_map = (darkness > torch.clamp(MARK_EDGE * dark_peak, min=MARK_DARKNESS)) & in_skin & ~blemish_hard
+    dark_map = (darkness > MARK_DARKNESS) & in_skin & ~blemish_hard
     if bool(dark_map.any()):
+        # A dark area too big to be a mark (shade in a hollow) is cut again at MARK_EDGE of
+        # its own peak darkness: a mole in the shade is a mole; the shade stays shade.
+        first = _components(dark_map)
+        too_big = first.select(100.0 * first.diameter / scale >= MAX_MARK_FACTOR * params.keep_mark_size)
+        if bool(too_big.any()):
+            dark_peak = F.max_pool2d(darkness[None, None], window, stride=1, padding=window // 2)[0, 0]
+            dark_map = dark_map & (~too_big | (darkness > MARK_EDGE * dark_peak))
         dark = _components(dark_map)
         size_pct = 100.0 * dark.diameter / scale
         sized = (dark.diameter >= min_diameter) & (size_pct < MAX_MARK_FACTOR * params.keep_mark_size) & (dark.fill >= MIN_MARK_FILL)

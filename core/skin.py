@@ -46,8 +46,9 @@ GAIN_MEDIUM_AB = 0.2
 GAIN_COARSE_AB = 0.1
 # Guided-filter regularisation × core.bands' own: the skin's shading next to a nostril, an
 # eye socket or the jaw counts as unevenness up to ~12 L* (medium) / ~26 L* (coarse) of
-# local variation; beyond that it is structure and stays. Measured (issue 18): at 1× the
-# whole-skin medium/coarse bands fell only to 0.84/0.83 on the hardest face.
+# local variation; beyond that it is structure and stays. Measured (issue 18, at gains
+# 1.1 / 1.7): at 1× the whole-skin medium/coarse bands fell only to 0.84/0.83 on the hardest
+# face, at 3× to 0.82/0.80. The gains themselves are held at what keeps dlib identity.
 EPS_SCALE = 3.0
 # Share of the smoothing held back on the nose (coarse, medium band).
 NOSE_COARSE_KEEP = 0.8

@@ -10,6 +10,8 @@ place that differs from the skin around it (a blur at pore scale minus a masked 
 - *mark* (kept and shielded from smoothing): brown/pigment spots (freckles, moles, beauty
   marks), anything at least ``keep_mark_size`` wide or ``keep_mark_contrast`` darker than
   its surroundings;
+- with ``heal_acne_marks``, also *post-acne marks*: soft brownish-red spots (a* raised
+  about as much as b*), lighter than ``keep_mark_contrast``, smaller than ``keep_mark_size``;
 - a user ``protect`` mask turns spots into marks, a ``heal`` mask into blemishes.
 
 Healing replaces a spot's low bands by the skin around it (a normalised blur that ignores
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .bands import BandRadii, band_radii
 from .colour import lab_to_rgb, rgb_to_lab
@@ -47,6 +50,21 @@ DARK_SPOT = 4.0
 MARK_DARKNESS = 4.0
 BROWN_REDNESS_SLOPE = 0.6
 RED_TO_DARK = 0.5
+# Share of a healed spot's own fine band taken out at its core (at pore-sized spots the
+# spot is partly in the fine band itself); the rest is put back as its pores.
+HEAL_TEXTURE_CALM = 0.25
+# The put-back texture is clipped to this many standard deviations of the clear skin's.
+HEAL_TEXTURE_CLIP = 1.5
+# A red spot's edge: where its redness falls to this share of its peak.
+SPOT_EDGE = 0.5
+# A pigment mark's edge, as a share of its peak darkness (lower: a freckle field's lighter
+# freckles beside a dark one stay marks).
+MARK_EDGE = 0.2
+# Post-acne marks (healed with ``heal_acne_marks``): a* above the skin around by at least
+# ACNE_CANDIDATE (extent) and ACNE_MARK (peak), and more red than ACNE_BROWN_SLOPE × b*.
+ACNE_CANDIDATE = 1.5
+ACNE_MARK = 3.0
+ACNE_BROWN_SLOPE = 0.5
 # A pigment mark is a compact spot: filling at least this much of its bounding box, and
 # at most this many times ``keep_mark_size`` wide (bigger dark areas are shading).
 MIN_MARK_FILL = 0.4
@@ -60,6 +78,7 @@ class SpotRules:
     keep_mark_size: float = 8.0  # % of the face width (spot diameter)
     keep_mark_contrast: float = 20.0  # L* darker than the surrounding skin
     heal_brown_spots: bool = False
+    heal_acne_marks: bool = False
 
 
 @dataclass
@@ -165,7 +184,12 @@ def find_spots(
     protected_px = None if protect is None else protect > 0.5
     reach = inside if allowed is None else torch.maximum(inside, allowed.to(lab.dtype))
     # Red (haemoglobin) spots: pimples, acne, red or dark-red marks.
-    red_map = (redness > RED_CANDIDATE) & (in_skin if allowed is None else (allowed | in_skin))
+    # A spot's extent is where it is at least SPOT_EDGE of its own peak redness (the peak
+    # over a window as wide as the largest spot to heal): a pimple on a flushed cheek or
+    # beside the nose stays a pimple, not part of one big red area that is too big to heal.
+    window = max(3, 2 * round(scale * params.keep_mark_size / 200.0) + 1)
+    local_peak = F.max_pool2d(redness[None, None], window, stride=1, padding=window // 2)[0, 0]
+    red_map = (redness > torch.clamp(SPOT_EDGE * local_peak, min=RED_CANDIDATE)) & (in_skin if allowed is None else (allowed | in_skin))
     blemish_hard = torch.zeros(height, width, dtype=torch.bool, device=lab.device)
     mark_hard = torch.zeros_like(blemish_hard)
     count_blemish = count_mark = 0
@@ -179,7 +203,7 @@ def find_spots(
         # to a freckle must not borrow the freckle's darkness.
         weight = redness.clamp_min(0.0) ** 2
         red_dark = red.sum(darkness * weight) / red.sum(weight).clamp_min(1e-6)
-        is_red = (red_peak >= RED_SPOT) & (red_peak >= RED_TO_DARK * red.peak(darkness))
+        is_red = (red_peak >= RED_SPOT) & (red_peak >= RED_TO_DARK * red_dark)
         small = (red.diameter >= min_diameter) & (size_pct < params.keep_mark_size)
         not_too_dark = red_dark < params.keep_mark_contrast
         heal = (is_red & small & not_too_dark) | (red.touches(force_heal) & is_red)
@@ -191,6 +215,19 @@ def find_spots(
         mark_hard |= red.select(keep & (red.peak(darkness) >= DARK_SPOT))
         count_blemish += int(heal[1:].sum())
         count_mark += int((keep & (red.peak(darkness) >= DARK_SPOT))[1:].sum())
+    if params.heal_acne_marks:
+        # Post-acne marks: soft, flat, brownish red. Blood and melanin both: a* raised about
+        # as much as b* or more (melanin alone raises b* about twice as much as a*), never
+        # as dark as keep_mark_contrast, smaller than keep_mark_size.
+        tint = d_a - ACNE_BROWN_SLOPE * d_b.clamp_min(0.0)
+        acne_map = (d_a > ACNE_CANDIDATE) & (tint > 0.0) & in_skin & ~blemish_hard
+        if bool(acne_map.any()):
+            acne = _components(acne_map)
+            size_pct = 100.0 * acne.diameter / scale
+            heal = (acne.peak(d_a) >= ACNE_MARK) & (acne.diameter >= min_diameter) & (size_pct < params.keep_mark_size)
+            heal = heal & (acne.peak(darkness) < params.keep_mark_contrast) & ~acne.touches(protected_px)
+            blemish_hard |= acne.select(heal)
+            count_blemish += int(heal[1:].sum())
     # Pigment (melanin) spots: freckles, moles, beauty marks. Thresholded at the spot
     # level (not the candidate level) so shading and stubble don't join into big areas;
     # elongated (folds, lines) and very large (shadows) dark areas are not marks.
@@ -199,6 +236,13 @@ def find_spots(
     darkness = -spot_contrast(lab, inside, radii, scale, around=1.0 / 50.0)[0]
     dark_map = (darkness > MARK_DARKNESS) & in_skin & ~blemish_hard
     if bool(dark_map.any()):
+        # A dark area too big to be a mark (shade in a hollow) is cut again at MARK_EDGE of
+        # its own peak darkness: a mole in the shade is a mole; the shade stays shade.
+        first = _components(dark_map)
+        too_big = first.select(100.0 * first.diameter / scale >= MAX_MARK_FACTOR * params.keep_mark_size)
+        if bool(too_big.any()):
+            dark_peak = F.max_pool2d(darkness[None, None], window, stride=1, padding=window // 2)[0, 0]
+            dark_map = dark_map & (~too_big | (darkness > MARK_EDGE * dark_peak))
         dark = _components(dark_map)
         size_pct = 100.0 * dark.diameter / scale
         sized = (dark.diameter >= min_diameter) & (size_pct < MAX_MARK_FACTOR * params.keep_mark_size) & (dark.fill >= MIN_MARK_FILL)
@@ -230,15 +274,18 @@ def heal_fill(lab: torch.Tensor, blemish: torch.Tensor, inside: torch.Tensor, sc
 def heal_texture(lab: torch.Tensor, blemish: torch.Tensor, skin_px: torch.Tensor, sigma_fine: float) -> torch.Tensor:
     """A spot's own fine band with its local mean removed, clipped to the skin's own pore
     contrast (``skin_px``: clear skin to measure it on), so no spot edge survives as a
-    "texture" ring; a little calmer inside the spot (at pore-sized spots the spot itself is
-    partly in the fine band)."""
+    "texture" ring; a little calmer inside the spot. The pores are put back in lightness
+    only: a spot near the pore size is partly in the fine band itself, and its redness
+    there would survive the healing as a small red dot."""
     fine = lab - gaussian_blur(lab, sigma_fine)
     spot_mean = masked_blur(fine, blemish, max(0.8, sigma_fine))
     texture = fine - spot_mean * blemish[None]
     if bool(skin_px.any()):
-        spread = fine[:, skin_px].std(dim=1).clamp_min(0.05) * 2.0
+        spread = fine[:, skin_px].std(dim=1).clamp_min(0.05) * HEAL_TEXTURE_CLIP
         texture = torch.maximum(torch.minimum(texture, spread[:, None, None]), -spread[:, None, None])
-    return texture * (1.0 - 0.5 * blemish[None])
+    texture = texture * (1.0 - HEAL_TEXTURE_CALM * blemish[None])
+    texture[1:] = texture[1:] * (1.0 - blemish[None])
+    return texture
 
 
 def heal_spots(lab: torch.Tensor, blemish: torch.Tensor, inside: torch.Tensor, radii: BandRadii, scale: float, amount: float) -> torch.Tensor:

@@ -123,6 +123,12 @@ class TextureSafeSmooth:
                 ),
                 "protect_mask": ("MASK", {"tooltip": "Areas to leave alone: spots here are kept and the skin is not evened."}),
                 "heal_mask": ("MASK", {"tooltip": "Spots here are healed whatever they look like (e.g. a mole you want gone)."}),
+                # Optional (added later) so workflows saved before it load unchanged.
+                "heal_acne_marks": bool_widget(
+                    False,
+                    "Also heal post-acne marks: soft, flat, brownish-red spots (redder than a freckle, lighter than "
+                    "'keep mark contrast', smaller than 'keep mark size'). Off: they are only evened with the skin.",
+                ),
             },
         }
 
@@ -143,6 +149,7 @@ class TextureSafeSmooth:
         mask=None,  # noqa: ANN001
         protect_mask=None,  # noqa: ANN001
         heal_mask=None,  # noqa: ANN001
+        heal_acne_marks: bool = False,
     ) -> dict[str, Any]:
         base, rgb, channels, alpha = split_layout(image)
         batch, height, width = rgb.shape[0], rgb.shape[1], rgb.shape[2]
@@ -153,6 +160,7 @@ class TextureSafeSmooth:
             heal_blemishes=bool(heal_blemishes),
             heal_strength=float(heal_strength),
             heal_brown_spots=bool(heal_brown_spots),
+            heal_acne_marks=bool(heal_acne_marks),
             keep_mark_size=float(keep_mark_size),
             keep_mark_contrast=float(keep_mark_contrast),
             dodge_burn=float(dodge_burn),

@@ -59,12 +59,12 @@ def _socket(info: dict[str, Any], kind: str) -> str | None:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "natural_headshot": {},  # every node at its defaults: the defaults ARE the natural look
     "profile_photo": {
-        "TextureSafeSmooth": {"strength": 0.3, "dodge_burn": 0.3},
+        "TextureSafeSmooth": {"strength": 0.2, "dodge_burn": 0.3, "heal_acne_marks": False},
         "TeethWhiten": {"strength": 0.3, "brighten": 0.3},
         "EyeEnhance": {"whites": 0.3, "iris_clarity": 0.3, "catchlight": 0.15},
     },
     "polished": {
-        "TextureSafeSmooth": {"strength": 0.75, "dodge_burn": 0.7, "shine_reduction": 0.4},
+        "TextureSafeSmooth": {"strength": 0.8, "dodge_burn": 0.7, "shine_reduction": 0.4, "heal_acne_marks": True},
         "TeethWhiten": {"strength": 0.8, "brighten": 0.7},
         "EyeEnhance": {"whites": 0.75, "iris_clarity": 0.7, "iris_saturation": 0.2, "catchlight": 0.5, "under_eye": 0.4},
         "IdentityGuard": {"action": "blend"},

@@ -158,8 +158,10 @@ def test_workflow_runs_in_process_on_a_real_portrait(name, engine, photo, tmp_pa
         return
     (guard,) = sidecar["identity_guard"]
     faces = guard["portrait_polish_identity"]
-    assert faces and all(face["score"] >= 0.75 for face in faces if face["status"] == "matched")
-    assert guard["passed"] == [True] or guard["passed"] is True
+    # Each face passes, or (polished: action blend) is blended back until it does.
+    assert faces and all(max(face["score"], face.get("final_score") or 0.0) >= 0.75 for face in faces if face["status"] == "matched")
+    blended_back = all(face["action"] == "blend" and face["final_score"] >= 0.75 for face in faces if face["status"] == "matched" and face["score"] < 0.75)
+    assert guard["passed"] == [True] or guard["passed"] is True or (name == "polished" and blended_back)
     model_ids = {m["id"] for m in sidecar["models"]}
     assert {"yunet", "face_landmarker", "dlib_resnet"} <= model_ids
     assert all(m["sha256"] is None or len(m["sha256"]) == 64 for m in sidecar["models"])

@@ -53,7 +53,8 @@ def test_synthetic_skin_pores_stay_blotches_and_pimple_go_mole_stays():
     out, healed = smooth_skin_image(image, regions, SkinParams())
     report = band_report(image[0], out[0], skin.numpy(), SCALE)
     assert 0.85 <= report["fine"] <= 1.05 and report["fine_corr"] >= 0.8, report
-    assert report["medium"] <= 0.9 and report["coarse"] <= 0.8, report
+    # The coarse band (the face's shading) is evened gently: more costs dlib identity (issue 18).
+    assert report["medium"] <= 0.9 and report["coarse"] <= 0.9, report
     assert report["de_mean"] <= 1.0 and report["de_p95"] <= 2.5, report
     lab_before, lab_after = lab_of(image[0]), lab_of(out[0])
     before = spot_contrast(lab_before, *PIMPLE)

@@ -19,6 +19,12 @@ from ..regions import clamp_crop
 # neck length below the jaw line.
 HEAD_TOP = 2.75
 NECK_LENGTH = 1.6
+# The forehead's geometry (forehead_oval): oval points above the eye line are pushed up by
+# FOREHEAD_PUSH × their height above FOREHEAD_FROM, and out by TEMPLE_PUSH (all in
+# eye-to-mouth distances).
+FOREHEAD_FROM = 0.0
+FOREHEAD_PUSH = 1.1
+TEMPLE_PUSH = 0.25
 
 
 def fill_polygons(shape: tuple[int, int], polygons: Sequence[np.ndarray], supersample: int = 4) -> np.ndarray:
@@ -74,17 +80,22 @@ def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return eye_mid[:2], up[:2] / max(dist, 1e-6), max(dist, 1e-6)
 
 
-def forehead_oval(lm: np.ndarray) -> np.ndarray:
-    """Face oval with its upper part pushed up to reach the hairline.
+def forehead_oval(lm: np.ndarray, start: float = FOREHEAD_FROM, push: float = FOREHEAD_PUSH, temple: float = TEMPLE_PUSH) -> np.ndarray:
+    """Face oval with its upper part pushed up (and out at the temples) past the hairline.
 
-    MediaPipe's oval stops on the upper forehead; the skin colour model (and the hair mask)
-    trims whatever hair the extension takes in.
+    MediaPipe's oval stops on the upper forehead (0.73-0.85 eye-to-mouth distances above the
+    eyes on the test portraits, whose hairlines are at 1.0-1.55); pushed up by ``push`` ×
+    the height above ``start`` it ends near 1.7. The skin colour model and the hairline's
+    hair test (core/parse/pipeline.py) trim whatever hair the extension takes in.
     """
     eye_mid, up, dist = face_axes(lm)
     oval = lm[list(FACE_OVAL), :2].copy()
     height = (oval - eye_mid) @ up / dist  # in eye-mouth units, > 0 above the eyes
-    push = np.clip(height - 0.3, 0.0, None) * 0.8 * dist
-    return oval + push[:, None] * up[None, :]
+    push = np.clip(height - start, 0.0, None) * push * dist
+    across = np.array([up[1], -up[0]])
+    side = np.sign((oval - eye_mid) @ across)
+    lateral = np.clip(height, 0.0, 1.0) * temple * dist * side
+    return oval + push[:, None] * up[None, :] + lateral[:, None] * across[None, :]
 
 
 def neck_polygon(lm: np.ndarray) -> np.ndarray:

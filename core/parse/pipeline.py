@@ -19,6 +19,7 @@ from ..colour import rgb_to_lab
 from ..filters import blur_image, gaussian_blur, guided_filter
 from ..landmarks import (
     CHEEK_POINTS,
+    FACE_OVAL,
     FOREHEAD_POINTS,
     LEFT_BROW,
     LEFT_EYE,
@@ -37,7 +38,7 @@ from ..landmarks import (
 from ..masks import closing, coordinate_grid
 from ..regions import FACE_REGION_NAMES
 from .geometry import convex_hull, disc, face_axes, fill_polygons, forehead_oval, head_region, neck_polygon
-from .pixels import blurred_at_points, skin_likelihood, teeth_likelihood
+from .pixels import blurred_at_points, skin_likelihood, strand_texture, teeth_likelihood
 
 # Face width (in pixels) of the working grid the masks are computed and stored on: about
 # twice the finest mask detail that matters (a lash line, a thin lip), and small enough
@@ -49,6 +50,17 @@ SNAP_FACE_PX = 192.0
 SNAP_RADIUS = 2
 # Mask values below this are zero (see face_masks).
 MASK_FLOOR = 1.0 / 512.0
+# How much darker than the face's lightness plane skin in shade may be (a fraction of it:
+# the jaw's underside, a temple, the far side of a side-lit face): skin_likelihood's shade.
+SKIN_SHADE = 0.4
+# The forehead up to the hairline (:func:`_forehead_to_hairline`): the zone starts this far
+# above the eye line (eye-to-mouth distances: the brows' upper edge), and in it the skin
+# colour model is this many times as tolerant.
+FOREHEAD_ABOVE_EYES = 0.3
+# The forehead (start, push, temple: geometry.forehead_oval) the colour model's relax rule
+# judges how much of the face it keeps on.
+RELAX_FOREHEAD = (0.3, 0.8, 0.0)
+FOREHEAD_TOLERANCE = 2.2
 
 # Regions whose edges are snapped to the image by the guided filter (teeth already come
 # from the pixels; the mouth interior is bounded by the lips; eye whites and irises are
@@ -154,17 +166,30 @@ def face_masks(
         close_radius = max(1, round(0.008 * work_scale))
         likelihood = closing(skin_likelihood(blurred_lab, samples, sample_xy), close_radius)
         skin_geo = masks["skin"]
-        refined = skin_geo * likelihood
         # A colour model that rejects most of the face is a colour model gone wrong (odd
         # light, face paint): relax it rather than lose the face. Blended in step with how
         # much it rejects (fully relaxed at 45 % of the face kept), so a slightly different
-        # exposure cannot flip the mask from one model to the other.
-        kept = float(refined.sum()) / max(float(skin_geo.sum()), 1.0)
+        # exposure cannot flip the mask from one model to the other. Judged on the face with
+        # a forehead of average height (the geometry above reaches into the hair on most
+        # heads), as the rule was calibrated.
+        landmark_oval = fill_polygons(shape, [poly(FACE_OVAL)])
+        judged = torch.from_numpy(np.clip(fill_polygons(shape, [forehead_oval(lm, *RELAX_FOREHEAD)]) - features, 0.0, 1.0))
+        kept = float((judged * likelihood).sum()) / max(float(judged.sum()), 1.0)
         relax = min(max((0.6 - kept) / 0.15, 0.0), 1.0)
         if relax > 0.0:
             relaxed = closing(skin_likelihood(blurred_lab, samples, sample_xy, tolerance=1.8), close_radius)
             likelihood = likelihood + relax * (relaxed - likelihood)
-            refined = skin_geo * likelihood
+        # Strands (hair, beard, stubble) against this forehead's own fine texture: what may
+        # not be taken in as skin in shade, nor at the hairline.
+        above_brows = _above_eyes(shape, lm, FOREHEAD_ABOVE_EYES)
+        forehead = torch.from_numpy(landmark_oval * (1.0 - features)) * above_brows
+        strands = strand_texture(lab, forehead, work_scale)
+        # Skin in shade (the jaw's underside, a temple, the far side of a side-lit face):
+        # darker than the lightness plane, but with the skin's colour and texture.
+        shaded = closing(skin_likelihood(blurred_lab, samples, sample_xy, shade=SKIN_SHADE), close_radius)
+        likelihood = torch.maximum(likelihood, shaded * (1.0 - strands))
+        likelihood = _forehead_to_hairline(likelihood, blurred_lab, oval, landmark_oval, features, above_brows, strands, samples, sample_xy, close_radius)
+        refined = skin_geo * likelihood
         masks["skin"] = refined
         neck = masks["neck"] * likelihood
         if person is not None:
@@ -222,3 +247,40 @@ def face_masks(
 def _floored(mask: torch.Tensor) -> torch.Tensor:
     mask = mask.to(torch.float32).clamp(0.0, 1.0)
     return torch.where(mask < MASK_FLOOR, torch.zeros_like(mask), mask).contiguous()
+
+
+def _above_eyes(shape: tuple[int, int], lm: np.ndarray, height: float) -> torch.Tensor:
+    """1 where a pixel is more than ``height`` eye-to-mouth distances above the eye line."""
+    eye_mid, up, eye_mouth = face_axes(lm)
+    ys, xs = coordinate_grid(shape[0], shape[1], origin=(-float(eye_mid[0]), -float(eye_mid[1])))
+    return ((xs * float(up[0]) + ys * float(up[1])) > height * eye_mouth).to(torch.float32)
+
+
+def _forehead_to_hairline(
+    likelihood: torch.Tensor,
+    blurred_lab: torch.Tensor,
+    oval: np.ndarray,
+    landmark_oval: np.ndarray,
+    features: np.ndarray,
+    above_brows: torch.Tensor,
+    strands: torch.Tensor,
+    samples: torch.Tensor,
+    sample_xy: np.ndarray,
+    close_radius: int,
+) -> torch.Tensor:
+    """The skin likelihood with the forehead taken up to the hairline.
+
+    MediaPipe's oval stops on the upper forehead; the geometry (``oval``) reaches into the
+    hair, and the pixels say where the hairline is. Above the brows the forehead's light
+    falls off toward the temples and the hairline, so a shaded temple is far from the
+    cheeks' colour: there the colour model is :data:`FOREHEAD_TOLERANCE` times as tolerant
+    (dark, grey or coloured hair is still well outside it). Hair of the skin's own colour
+    (blond, grey over a pale scalp) is told apart above MediaPipe's oval by its strands
+    (``strands``: :func:`strand_texture`).
+    """
+    hair = torch.from_numpy(np.clip(oval - landmark_oval, 0.0, 1.0)) * strands
+    zone = torch.from_numpy(oval * (1.0 - features)) * above_brows * (1.0 - hair)
+    wider = closing(skin_likelihood(blurred_lab, samples, sample_xy, tolerance=FOREHEAD_TOLERANCE, shade=SKIN_SHADE), close_radius)
+    likelihood = torch.maximum(likelihood, zone * wider)
+    return likelihood * (1.0 - hair)
+

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .bands import BandRadii, band_radii
 from .colour import lab_to_rgb, rgb_to_lab
@@ -188,7 +187,7 @@ def find_spots(
     # over a window as wide as the largest spot to heal): a pimple on a flushed cheek or
     # beside the nose stays a pimple, not part of one big red area that is too big to heal.
     window = max(3, 2 * round(scale * params.keep_mark_size / 200.0) + 1)
-    local_peak = F.max_pool2d(redness[None, None], window, stride=1, padding=window // 2)[0, 0]
+    local_peak = dilate(redness, window // 2)  # OpenCV's running max on the CPU: a big max_pool2d took 0.9 s
     red_map = (redness > torch.clamp(SPOT_EDGE * local_peak, min=RED_CANDIDATE)) & (in_skin if allowed is None else (allowed | in_skin))
     blemish_hard = torch.zeros(height, width, dtype=torch.bool, device=lab.device)
     mark_hard = torch.zeros_like(blemish_hard)
@@ -241,7 +240,7 @@ def find_spots(
         first = _components(dark_map)
         too_big = first.select(100.0 * first.diameter / scale >= MAX_MARK_FACTOR * params.keep_mark_size)
         if bool(too_big.any()):
-            dark_peak = F.max_pool2d(darkness[None, None], window, stride=1, padding=window // 2)[0, 0]
+            dark_peak = dilate(darkness, window // 2)
             dark_map = dark_map & (~too_big | (darkness > MARK_EDGE * dark_peak))
         dark = _components(dark_map)
         size_pct = 100.0 * dark.diameter / scale

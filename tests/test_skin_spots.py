@@ -48,6 +48,15 @@ def _to_image(lab: np.ndarray) -> torch.Tensor:
     return lab_to_rgb(torch.from_numpy(lab).to(torch.float32)).clamp(0, 1)[None].contiguous()
 
 
+def _paint(lab: np.ndarray, spots) -> tuple[torch.Tensor, np.ndarray]:  # noqa: ANN001
+    """``spots`` ``(x, y, radius, (ΔL, Δa, Δb))`` painted into ``lab`` (in place): the painted
+    photo as an IMAGE, and its Lab as the retouch sees it (after the RGB round trip)."""
+    for x, y, radius, delta in spots:
+        paint_spot(lab, x, y, radius, delta)
+    painted = _to_image(lab)
+    return painted, lab_of(painted[0])
+
+
 def _random_spots(region: np.ndarray, scale: float, rng: np.random.Generator, count: int) -> list[tuple[int, int, float, tuple[float, float, float]]]:
     """``count`` red spots ``(x, y, radius, (ΔL, Δa, Δb))`` on ``region``, apart from each
     other; every other radius is drawn from 2–7 px (pimples), the rest up to the largest
@@ -104,13 +113,9 @@ def tone_results():
         clean = lab_of(image[0])
         spots = _random_spots(region, face.scale, rng, SPOTS_PER_FACE + 1)
         mole = spots.pop()  # a place for a dark brown mole
-        lab = clean.copy()
-        for x, y, radius, delta in spots:
-            paint_spot(lab, x, y, radius, delta)
-        paint_spot(lab, mole[0], mole[1], 4.0, MOLE)
-        painted = _to_image(lab)
+        painted, before = _paint(clean.copy(), [*spots, (mole[0], mole[1], 4.0, MOLE)])
         out, healed = smooth_skin_image(painted, regions, SkinParams())
-        results[tone] = (clean, lab_of(painted[0]), lab_of(out[0]), healed[0].numpy(), spots, mole)
+        results[tone] = (clean, before, lab_of(out[0]), healed[0].numpy(), spots, mole)
     return results
 
 
@@ -165,11 +170,9 @@ def test_small_spot_beside_a_pore_and_spots_at_the_skin_edge():
         if len(edge) == 6:
             break
     assert len(edge) == 6, "not enough skin edge away from the features"
-    for x, y, radius, delta in spots + pores + edge:
-        paint_spot(lab, x, y, radius, delta)
-    painted = _to_image(lab)
+    painted, before = _paint(lab, spots + pores + edge)
     out, _ = smooth_skin_image(painted, regions, SkinParams())
-    before, after = lab_of(painted[0]), lab_of(out[0])
+    after = lab_of(out[0])
     share, detail = _healed_share(before, after, spots)
     print("2 px spots beside pores", share, detail)
     assert share >= 5 / 6, detail
@@ -194,12 +197,9 @@ def test_red_spots_in_a_freckle_field_heal_and_the_freckles_stay():
     near = cv2.dilate(near.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, round(0.03 * face.scale))) > 0
     rng = np.random.default_rng(3)
     spots = [(x, y, float(rng.uniform(2.0, 5.0)), (-5.0, 11.0, 2.0)) for x, y, _, _ in _random_spots(region & near, face.scale, rng, 10)]
-    lab = lab_of(image[0])
-    for x, y, radius, delta in spots:
-        paint_spot(lab, x, y, radius, delta)
-    painted = _to_image(lab)
+    painted, before = _paint(lab_of(image[0]), spots)
     out, _ = smooth_skin_image(painted, regions, SkinParams())
-    before, after = lab_of(painted[0]), lab_of(out[0])
+    after = lab_of(out[0])
     share, detail = _healed_share(before, after, spots)
     print("red spots among freckles", share, detail)
     assert share >= 0.9, detail
@@ -218,18 +218,15 @@ def test_post_acne_marks_have_their_own_control():
     places = _random_spots(region, face.scale, rng, 12)
     marks = [(x, y, 5.0, (-4.0, 4.5, 4.5)) for x, y, _, _ in places[:6]]
     freckles = [(x, y, 2.5, (-9.0, 2.0, 6.0)) for x, y, _, _ in places[6:]]
-    lab = lab_of(image[0])
-    for x, y, radius, delta in marks + freckles:
-        paint_spot(lab, x, y, radius, delta)
-    painted = _to_image(lab)
-    before = lab_of(painted[0])
+    painted, before = _paint(lab_of(image[0]), marks + freckles)
     off, healed_off = smooth_skin_image(painted, regions, SkinParams())
     on, healed_on = smooth_skin_image(painted, regions, SkinParams(heal_acne_marks=True))
+    after_on = lab_of(on[0])
     off_share, off_detail = _healed_share(before, lab_of(off[0]), marks)
-    on_share, on_detail = _healed_share(before, lab_of(on[0]), marks)
+    on_share, on_detail = _healed_share(before, after_on, marks)
     print("acne marks healed: off", off_share, off_detail, "on", on_share, on_detail)
     assert all(healed_off[0, y, x] < 0.5 for x, y, _, _ in marks), "off: the marks are not healed"
     assert on_share >= 5 / 6, on_detail
-    kept = [spot_contrast(lab_of(on[0]), x, y, r) / spot_contrast(before, x, y, r) for x, y, r, _ in freckles]
+    kept = [spot_contrast(after_on, x, y, r) / spot_contrast(before, x, y, r) for x, y, r, _ in freckles]
     print("freckle-coloured spots kept with heal_acne_marks", np.round(kept, 2))
     assert np.median(kept) >= 0.85, kept

@@ -119,7 +119,8 @@ class _Builder:
         node = entry["node"]
         if node == "*" or node in self.specs:
             return True
-        message = "not done: " + entry.get("needs_node", f"{node} is not available in this version")
+        label = self.lex.nodes.get(node, {}).get("label", node)
+        message = f"not done: {label} is not available in this version (the {node} node is not installed)"
         if message not in self.plan.not_done:
             self.plan.not_done.append(message)
         self.reason(f"{node}.enabled", words)

@@ -189,8 +189,13 @@ def _fault_rounds(forker: Forker, argv_for, tmp_path: Path, full_seconds: float,
         stats["kills"] += 1
         stats[sig.name.lower()] += 1
         stats["left_unit_open"] += int(_open_units(ledger.out) > 0)  # killed inside a write unit
-        expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
-        assert code == expected, f"exit code {code} after {sig.name}, expected {expected} ({where}): {log.with_suffix('.err').read_text()[-2000:]}"
+        expected = {-signal.SIGKILL} if sig == signal.SIGKILL else {130}
+        if sig == signal.SIGTERM:
+            # A SIGTERM in the moment before cli.main installs its handler ends the process the
+            # default way, as it would a fresh one during start-up: nothing has run yet (the
+            # ledger check below holds either way).
+            expected.add(-signal.SIGTERM)
+        assert code in expected, f"exit code {code} after {sig.name}, expected {expected} ({where}): {log.with_suffix('.err').read_text()[-2000:]}"
         if sig != signal.SIGKILL and log.read_text().strip():  # Ctrl-C and SIGTERM still print the summary
             summary = json.loads(log.read_text())
             failed = [job for job in summary["jobs"] if job["status"] == "failed"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -74,7 +75,10 @@ def _slug(text: str) -> str:
 
 
 def sidecar_name(output_name: str) -> str:
-    return Path(output_name).with_suffix(".json").name
+    """``x.png`` -> ``x.json`` (as Path.with_suffix, in plain string work: it runs per job)."""
+    name = os.path.basename(output_name)
+    dot = name.rfind(".")
+    return (name[:dot] if 0 < dot < len(name) - 1 else name) + ".json"  # pathlib's rule for a suffix
 
 
 class Batch:
@@ -283,10 +287,16 @@ class Batch:
             bar.finished(str(self.jobs[index].input), result)
             waiting.extendleft(reversed(twins.pop(self.jobs[index].key, [])))  # now skipped, as in a rerun
 
+        written: deque[Future] = deque()  # write units done, put here by their threads
+
         def settle_written(block: bool) -> None:
-            finished = wait(writing, return_when=FIRST_COMPLETED)[0] if block else [f for f in writing if f.done()]
-            for future in finished:
-                settle(writing.pop(future), future.result())
+            if block:
+                written.extend(wait(writing, return_when=FIRST_COMPLETED)[0])  # the callback may come later
+            while written:
+                future = written.popleft()
+                index = writing.pop(future, None)
+                if index is not None:  # not settled already
+                    settle(index, future.result())
 
         with ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="portrait-polish-writer") as writers:
             try:
@@ -328,7 +338,9 @@ class Batch:
                     except (RunnerError, OSError) as exc:
                         settle(index, self._failure(job, record, prompt_id, started, exc))
                         continue
-                    writing[writers.submit(self._write_job, job, result, prompt_id, started, record)] = index
+                    future = writers.submit(self._write_job, job, result, prompt_id, started, record)
+                    writing[future] = index
+                    future.add_done_callback(written.append)
             except KeyboardInterrupt:
                 where = engine.running_on()  # a rerun prefers these workers: they still have the result
                 self._cancel()
@@ -370,9 +382,10 @@ class Batch:
         if self.overwrite:
             return []
         taken = []
+        folder = os.fspath(self.output_dir)
         for name in names:
-            path = self.output_dir / name
-            if path.exists() and self.manifest.owner(name, path) != job.key:
+            path = os.path.join(folder, name)
+            if os.path.exists(path) and self.manifest.owner(name, Path(path)) != job.key:
                 taken.append(name)
         return taken
 

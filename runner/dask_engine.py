@@ -37,7 +37,9 @@ TASK_RETRIES = 2  # a task that raised (its ComfyUI down, a worker-side bug) is 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before exit 3
 WORKER_WAIT = 60.0  # seconds to wait for a worker with the resource before exit 3
 IN_FLIGHT_BYTES = 256 * 2**20  # inputs in flight beyond two per slot stop at this many bytes
-CHUNK = 8  # jobs submitted to the scheduler in one call (one call costs milliseconds)
+PER_SLOT = 64  # jobs in flight per slot while their bytes allow (hides the scheduler's round trips)
+MAX_WINDOW = 512  # jobs in flight in all, however large the cluster
+MIN_CHUNK = 8  # jobs sent to the scheduler in one call: a quarter of the window, at least this many
 BYSTANDER_RESUBMITS = 3  # a job that only waited on workers that died is sent again this many times
 _LOCAL = re.compile(r"^local:(\d+)$")
 
@@ -70,6 +72,9 @@ def job_key_of(key: Any) -> str:
 
 def prompt_id_for(job_key: str) -> str:
     """The job's ComfyUI prompt id: its key (128 bits of hex) as a UUID."""
+    hexa = job_key[:32].lower()
+    if len(hexa) == 32 and all(c in "0123456789abcdef" for c in hexa):
+        return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"  # str(UUID), without the object
     return str(uuid.UUID(hex=job_key[:32]))
 
 
@@ -190,15 +195,21 @@ class DaskEngine:
 
     def window(self) -> int:
         """How many jobs to keep in flight: at least two per slot of the cluster (workers
-        joining or leaving are seen within 2 s), more (up to 8 per slot, 64 in all) to hide
-        the scheduler's round trips for small images, while their bytes stay bounded."""
+        joining or leaving are seen within 2 s), more (up to PER_SLOT per slot, MAX_WINDOW in
+        all) while their bytes stay bounded. Many small jobs in flight, sent in few calls,
+        keep the scheduler's per-call and per-round-trip costs off each job: a no-op job costs
+        Dask about 1.5 ms so, 3 ms at 8 per slot (bench/cases_dask.py)."""
         if self.fixed_window:
             return self.fixed_window
         if time.monotonic() - self._slots_checked > 2.0:
             self._count_slots()
         if self._bytes > IN_FLIGHT_BYTES:
             return self._floor()
-        return max(self._floor(), min(64, 8 * self._slots))
+        return max(self._floor(), min(MAX_WINDOW, PER_SLOT * self._slots))
+
+    def _chunk(self) -> int:
+        """Jobs to gather before one call to the scheduler."""
+        return max(MIN_CHUNK, self.window() // 4)
 
     # ------------------------------------------------------------------ jobs
 
@@ -214,7 +225,7 @@ class DaskEngine:
                         input_sha256=job.input_sha256, data=data, extra_pnginfo=extra_pnginfo, timeout=timeout)
         self._pending.append((spec, worker))
         self._bytes += len(data)
-        if len(self._pending) >= CHUNK:
+        if len(self._pending) >= self._chunk():
             self._flush()
         return job.key
 
@@ -241,7 +252,7 @@ class DaskEngine:
 
     def next_done(self) -> str:
         """Block until one submitted job is finished (or failed); return its handle (the job key)."""
-        if self._pending and (len(self._futures) < self._floor() + CHUNK or not self._futures):
+        if self._pending and (len(self._futures) < self._floor() + self._chunk() or not self._futures):
             self._flush()  # the workers would run short: do not wait for a whole chunk
         while True:
             future, payload = next(self._completed)

@@ -11,6 +11,10 @@ then the images; then a "done" record is appended. A kill at any moment leaves o
   them (they are the runner's own: their content matches its record);
 - everything in place and recorded "done".
 
+Units finished at the same time by several threads are committed as one group (``commit``):
+their "writing" records in one write and one fsync, their renames, one fsync of the folder,
+their "done" records in one write. Each unit keeps the guarantees above on its own.
+
 A file at an output's or a sidecar's name whose content no record of this job accounts for
 is someone else's (the user's, or another setting's result): it is never replaced unless
 ``overwrite`` is set.
@@ -31,7 +35,6 @@ import re
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +84,10 @@ def jsonable(value: Any) -> Any:
 
 def strict_json(value: Any, **kwargs: Any) -> str:
     """JSON text that every parser accepts (never a bare NaN or Infinity)."""
-    return json.dumps(jsonable(value), allow_nan=False, **kwargs)
+    try:  # plain data (most sidecars and records) needs no conversion pass
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except (TypeError, ValueError):  # paths, arrays, NaN...: converted as jsonable says
+        return json.dumps(jsonable(value), allow_nan=False, **kwargs)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -99,7 +105,7 @@ def fsync_dir(folder: Path) -> None:
 
 
 def temp_path(path: Path) -> Path:
-    return path.parent / f".{path.name}.pp-{uuid.uuid4().hex[:8]}.tmp"
+    return path.parent / f".{path.name}.pp-{os.urandom(4).hex()}.tmp"
 
 
 def write_temp(path: Path, data: bytes) -> Path:
@@ -166,6 +172,9 @@ class Manifest:
         self._claims: dict[str, dict[str | None, str]] = {}  # file name -> {sha256 (None: any): job}
         self.torn_lines = 0
         self._needs_newline = False
+        self.queue_lock = threading.Lock()  # write units waiting for a group commit (see commit)
+        self.commit_lock = threading.Lock()
+        self.queued: list[_Unit] = []
         self._read()
 
     def _read(self) -> None:
@@ -250,8 +259,14 @@ class Manifest:
     def append(self, record: dict[str, Any], durable: bool = True) -> None:
         """Append one record; ``durable=False`` skips the fsync, for records nothing is
         recovered from (a Dask run's "started": its prompt id is the job's own key)."""
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-        text = strict_json(record, sort_keys=True) + "\n"
+        self.append_many([record], durable)
+
+    def append_many(self, records: list[dict[str, Any]], durable: bool = True) -> None:
+        """Append records, one line each, in one write and (``durable``) one fsync: a group
+        commit's records cost one disk flush however many jobs it holds."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        records = [jsonable({"time": now, **record}) for record in records]
+        text = "".join(json.dumps(record, allow_nan=False, sort_keys=True) + "\n" for record in records)
         with self._lock:
             # After a torn last line, start on a line of our own instead of gluing onto it.
             data = (("\n" if self._needs_newline else "") + text).encode("utf-8")
@@ -266,7 +281,8 @@ class Manifest:
                 if fd != self._fd:
                     os.close(fd)
             self._needs_newline = False
-            self._remember(json.loads(text))
+            for record in records:
+                self._remember(record)
 
 
 def _parse_line(line: bytes) -> dict[str, Any] | None:
@@ -318,27 +334,81 @@ def open_output_folder(folder: Path) -> Manifest:
     return manifest
 
 
+@dataclass(eq=False)
+class _Unit:
+    """One job's write unit waiting for a group commit."""
+
+    record: dict[str, Any]
+    names: dict[str, Any]
+    temps: list[tuple[Path, Path]]  # (temporary file, final path), sidecars first
+    settled: bool = False
+    error: BaseException | None = None
+
+
 def commit(folder: Path, manifest: Manifest, record: dict[str, Any], images: list[OutputFile],
            sidecars: list[OutputFile]) -> dict[str, str]:
     """Put one job's images and sidecars in place as one recoverable unit (see the module
-    docstring) and record it; returns the sha256 of each file by name."""
+    docstring) and record it; returns the sha256 of each file by name.
+
+    Units written at the same time by several threads (a Dask run's writers) are committed
+    as a group: the first thread to reach the commit puts every unit queued by then in
+    place, with one "writing" write, one folder fsync and one "done" write for all of them,
+    instead of those three flushes per job. Each unit's temporary files are written and
+    flushed by its own thread, before it joins the queue; a unit that fails (a rename)
+    fails alone."""
     files = sidecars + images  # sidecars first: an image in place always has its sidecar
     hashes = {item.name: sha256_bytes(item.data) for item in files}
     names = {"outputs": [item.name for item in images], "sidecars": [item.name for item in sidecars], "sha256": hashes}
-    temps: list[tuple[Path, Path]] = []
+    unit = _Unit(record, names, [])
     try:
         for item in files:
-            temps.append((write_temp(folder / item.name, item.data), folder / item.name))
-        with deferred_interrupt():
-            manifest.append({**record, "status": "writing", **names})
-            for temp, final in temps:
-                os.replace(temp, final)
-            fsync_dir(folder)
-            manifest.append({**record, "status": "done", **names})
+            unit.temps.append((write_temp(folder / item.name, item.data), folder / item.name))
+        with manifest.queue_lock:
+            manifest.queued.append(unit)
+        with manifest.commit_lock:  # whoever holds it commits what is queued, ours included
+            if not unit.settled:
+                with manifest.queue_lock:
+                    units, manifest.queued = manifest.queued, []
+                with deferred_interrupt():
+                    _commit_units(folder, manifest, units)
+        if unit.error is not None:
+            raise unit.error
     finally:
-        for temp, _final in temps:
+        if not unit.settled:  # interrupted (Ctrl-C in the main thread) before its commit
+            with manifest.queue_lock:
+                queued = any(other is unit for other in manifest.queued)
+                manifest.queued = [other for other in manifest.queued if other is not unit]
+            if not queued:  # another thread is committing it: let that finish first
+                with manifest.commit_lock:
+                    pass
+        for temp, _final in unit.temps:
             temp.unlink(missing_ok=True)
     return hashes
+
+
+def _commit_units(folder: Path, manifest: Manifest, units: list[_Unit]) -> None:
+    """Records, renames and the folder's fsync for ``units``; each unit's error is kept on
+    it (and every unit is settled), never raised here: it belongs to its own thread."""
+    try:
+        manifest.append_many([{**unit.record, "status": "writing", **unit.names} for unit in units])
+        placed = []
+        for unit in units:
+            try:
+                for temp, final in unit.temps:
+                    os.replace(temp, final)
+                placed.append(unit)
+            except OSError as exc:
+                unit.error = exc  # its "writing" record stays pending: the next run redoes or adopts it
+        if placed:
+            fsync_dir(folder)
+            manifest.append_many([{**unit.record, "status": "done", **unit.names} for unit in placed])
+    except BaseException as exc:  # noqa: BLE001 - the manifest could not be written: every unit fails
+        for unit in units:
+            if unit.error is None:
+                unit.error = exc
+    finally:
+        for unit in units:
+            unit.settled = True
 
 
 def intact(folder: Path, record: dict[str, Any]) -> bool:

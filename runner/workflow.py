@@ -325,7 +325,20 @@ def output_nodes(graph: ApiGraph, object_info: dict[str, Any]) -> list[str]:
 
 
 def copy_graph(graph: ApiGraph) -> ApiGraph:
-    return copy.deepcopy(graph)
+    """A deep copy of an API graph (JSON data: dicts, lists and scalars; anything else is
+    copied with copy.deepcopy). A batch copies its graph once per job: this is several
+    times faster than deepcopy on the whole graph."""
+    return _copy_json(graph)
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return copy.deepcopy(value)
 
 
 def spec_of(graph: ApiGraph, object_info: dict[str, Any], node_id: str, name: str) -> InputSpec | None:

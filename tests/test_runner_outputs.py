@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,14 +77,14 @@ def test_killed_after_the_image_rename_is_adopted_not_lost(engine, tmp_path, mon
     "done" record. The rerun adopts it (sha256 checked) instead of skipping it forever."""
     inputs = _images(tmp_path / "in", names=("a.png",))
     out = tmp_path / "out"
-    real_append = Manifest.append
+    real_append = Manifest.append_many  # every record goes through it (append is one record of it)
 
-    def die_before_done(self, record):
-        if record.get("status") == "done":
+    def die_before_done(self, records, durable=True):
+        if any(record.get("status") == "done" for record in records):
             raise SystemExit("killed")  # stands for kill -9: nothing after this runs
-        return real_append(self, record)
+        return real_append(self, records, durable)
 
-    monkeypatch.setattr(Manifest, "append", die_before_done)
+    monkeypatch.setattr(Manifest, "append_many", die_before_done)
     with pytest.raises(SystemExit):
         _run(engine, [inputs], out)
     monkeypatch.undo()
@@ -245,6 +247,61 @@ def test_one_record_is_one_write_on_an_append_descriptor(tmp_path, monkeypatch):
     finally:
         manifest.release()
     assert len(writes) == 1 and writes[0].endswith(b"}\n") and writes[0].count(b"\n") == 1
+
+
+def test_units_written_at_once_are_committed_as_one_group_and_fail_alone(tmp_path, monkeypatch):
+    """Six writer threads commit at once (as a Dask run's writers do): one thread commits
+    every queued unit with one "writing" write, one folder fsync and one "done" write (3
+    flushes, not 3 per job); a unit whose rename fails fails alone, its record left pending,
+    its temporary files removed; the other five are done with their files in place."""
+    manifest = outputs_module.open_output_folder(tmp_path / "out")
+    folder = tmp_path / "out"
+    fsyncs, writes = [], []
+    real_fsync, real_write, real_replace = os.fsync, os.write, os.replace
+    monkeypatch.setattr(outputs_module.os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    monkeypatch.setattr(outputs_module.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data))
+
+    def replace(src, dst):
+        if Path(dst).name == "j3.png":
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(outputs_module.os, "replace", replace)
+    outcomes: dict[int, object] = {}
+
+    def write_unit(index: int) -> None:
+        image = outputs_module.OutputFile(f"j{index}.png", f"image {index}".encode())
+        sidecar = outputs_module.OutputFile(f"j{index}.json", f"sidecar {index}".encode())
+        try:
+            outcomes[index] = outputs_module.commit(folder, manifest, {"job": f"k{index}", "input": f"{index}.png"},
+                                                    [image], [sidecar])
+        except OSError as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=write_unit, args=(index,)) for index in range(6)]
+    with manifest.commit_lock:  # hold the commit until all six units are queued
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(manifest.queued) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(manifest.queued) == 6
+        fsyncs.clear()
+        writes.clear()
+    for thread in threads:
+        thread.join(10)
+    manifest.release()
+    assert len(fsyncs) == 3 and len(writes) == 2, (fsyncs, writes)
+    assert [line.count(b"\n") for line in writes] == [6, 5]  # six "writing" records, five "done"
+    assert isinstance(outcomes[3], OSError)
+    records = _records(folder)
+    assert {r["job"] for r in records if r["status"] == "done"} == {"k0", "k1", "k2", "k4", "k5"}
+    assert Manifest(folder / MANIFEST_NAME).pending.keys() == {"k3"}
+    for index in (0, 1, 2, 4, 5):
+        assert (folder / f"j{index}.png").read_bytes() == f"image {index}".encode()
+        assert outcomes[index][f"j{index}.png"] == outputs_module.sha256_bytes(f"image {index}".encode())
+    assert not (folder / "j3.png").exists()
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_one_run_per_output_folder(tmp_path):

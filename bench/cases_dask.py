@@ -6,7 +6,8 @@
   fixed 1x1 PNG): the runner's own cost per task (Dask's scheduling and transfer, the
   client's manifest records and write units, the writer threads' fsyncs), with the output
   folder on disk and on tmpfs (/dev/shm) to tell the fsyncs apart. The warm-up call runs 200
-  tasks; the timed call 10,000.
+  tasks; the timed call 10,000. Beside it, bare Dask on the same cluster with the same
+  window (a builtin, no runner code): this machine's speed at that moment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,36 @@ def _headshot_case(workers: int):
     return setup
 
 
+def _dask_alone(engine, count: int) -> float:
+    """Seconds per task of bare Dask on the engine's cluster: ``count`` tasks of a builtin
+    (bytes(100): no runner code on either side), sent and gathered as the runner does (its
+    window in flight, a quarter-window per call, results as they complete). The machine's
+    own speed at that moment, to read the runner's row against."""
+    import distributed
+
+    from portrait_polish.runner.dask_worker import RESOURCE
+
+    client = engine.client
+    window, chunk = engine.window(), engine._chunk()
+    completed = distributed.as_completed(with_results=True)
+    started = time.perf_counter()
+    sent = finished = 0
+    live = {}
+    while finished < count:
+        # Like DaskEngine: a call once a chunk's worth of room is free (or the rest is less).
+        while sent < count and window - len(live) >= min(chunk, count - sent):
+            size = min(chunk, count - sent)
+            futures = client.map(bytes, [100] * size, key=[f"bench-alone-{sent + i}-{started}" for i in range(size)],
+                                 resources={RESOURCE: 1}, pure=False)
+            live.update((future.key, future) for future in futures)
+            completed.update(futures)
+            sent += size
+        future, _result = next(completed)
+        live.pop(future.key).release()
+        finished += 1
+    return (time.perf_counter() - started) / count
+
+
 def _overhead_case(where: str):
     def setup(width: int, height: int):
         from portrait_polish.runner.batch import Batch
@@ -104,8 +136,10 @@ def _overhead_case(where: str):
                 raise RuntimeError(summary.text()[:2000])
             shutil.rmtree(out_root / f"out{call}", ignore_errors=True)
             per_task = summary.seconds / count
+            alone = _dask_alone(engine, count)
             return {"rows": [(f"per task: {per_task * 1000:.2f} ms ({count} tasks, 2 workers, output on {where})",
-                              per_task, 0.0)]}
+                              per_task, 0.0),
+                             (f"Dask alone, same cluster and window: {alone * 1000:.2f} ms", alone, 0.0)]}
 
         return run
 

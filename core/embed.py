@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .models import ModelFileError, cached_model, model_path
-from .tensors import to_uint8
+from .tensors import opencv_view, to_uint8
 from .timing import model_time
 
 log = logging.getLogger("portrait_polish")
@@ -258,7 +258,7 @@ class DlibBackend(EmbeddingBackend):
             factor = min(1.0, DLIB_FACE_PX / max(w, h, 1.0))
             if factor < 1.0:
                 size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
-                window = cv2.resize(np.ascontiguousarray(window, np.float32), size, interpolation=cv2.INTER_AREA)
+                window = cv2.resize(opencv_view(window), size, interpolation=cv2.INTER_AREA)
                 factor_x, factor_y = size[0] / (x1 - x0), size[1] / (y1 - y0)
             else:
                 factor_x = factor_y = 1.0

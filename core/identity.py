@@ -50,7 +50,7 @@ from .detect import box_iou
 from .embed import DEFAULT_BACKEND, EmbeddingBackend, FaceLocation, get_backend
 from .masks import Box, upsample_window
 from .regions import Face, FaceRegions, ImageFaces
-from .tensors import check_same_size, from_rgb, to_rgb, to_uint8
+from .tensors import check_same_size, from_rgb, opencv_view, to_rgb, to_uint8
 
 log = logging.getLogger("portrait_polish")
 
@@ -156,7 +156,7 @@ def detect(rgb: np.ndarray, confidence: float = DETECT_CONFIDENCE) -> list[FaceL
     small = rgb
     if factor < 1.0:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
-        small = cv2.resize(np.ascontiguousarray(rgb, np.float32), size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(opencv_view(rgb), size, interpolation=cv2.INTER_AREA)
         factor_x, factor_y = size[0] / width, size[1] / height
     else:
         factor_x = factor_y = 1.0

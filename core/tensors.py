@@ -25,6 +25,7 @@ __all__ = [
     "check_same_size",
     "blend_masked",
     "to_uint8",
+    "opencv_view",
 ]
 
 
@@ -153,6 +154,18 @@ def check_same_size(a: torch.Tensor, b: torch.Tensor, what_a: str, what_b: str) 
         )
 
 
+def opencv_view(array: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """``array`` as OpenCV reads it: in place when its pixels are packed and its rows apart
+    (a face window cut from a frame: copying one from a 24 MP frame costs more than the
+    resize that reads it), else a packed copy (a flipped or broadcast array, another type)."""
+    if array.dtype == dtype and array.ndim in (2, 3) and all(stride > 0 for stride in array.strides):
+        pixel = array.itemsize * (array.shape[2] if array.ndim == 3 else 1)
+        packed = array.ndim == 2 or array.strides[2] == array.itemsize
+        if packed and array.strides[1] == pixel and array.strides[0] >= pixel * array.shape[1]:
+            return array
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
 def to_uint8(rgb: np.ndarray | torch.Tensor) -> np.ndarray:
     """8-bit copy of a float 0..1 image (``H×W×C`` or ``H×W``) for a model's input only:
     never written back into an image. OpenCV's saturating convert (one pass, ~3x faster
@@ -163,7 +176,7 @@ def to_uint8(rgb: np.ndarray | torch.Tensor) -> np.ndarray:
     import cv2
 
     array = rgb.detach().to("cpu", torch.float32).numpy() if isinstance(rgb, torch.Tensor) else np.asarray(rgb, np.float32)
-    return cv2.convertScaleAbs(np.ascontiguousarray(array), alpha=255.0, beta=1e-4)
+    return cv2.convertScaleAbs(opencv_view(array), alpha=255.0, beta=1e-4)
 
 
 def stack_frames(frames: list[torch.Tensor]) -> torch.Tensor:

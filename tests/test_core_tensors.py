@@ -84,3 +84,20 @@ def test_blend_masked_is_bit_exact_outside_the_mask():
 def test_check_same_size_message():
     with pytest.raises(ValueError, match="same size"):
         tensors.check_same_size(torch.zeros(1, 4, 5, 3), torch.zeros(1, 4, 6, 3), "original", "retouched")
+
+
+def test_opencv_view_reads_a_window_in_place_and_copies_what_opencv_cannot_read():
+    import cv2
+
+    from portrait_polish.core.tensors import opencv_view
+
+    frame = np.random.default_rng(3).random((60, 50, 3), dtype=np.float32)
+    window = frame[5:40, 7:31]  # a face window: rows apart, pixels packed
+    assert opencv_view(window) is window
+    assert np.array_equal(cv2.resize(opencv_view(window), (12, 17), interpolation=cv2.INTER_AREA),
+                          cv2.resize(np.ascontiguousarray(window), (12, 17), interpolation=cv2.INTER_AREA))
+    grey = torch.rand(1, 10, 12, 1).expand(-1, -1, -1, 3)[0].numpy()  # broadcast: strides of 0
+    for unreadable in (frame[:, ::-1], frame[..., :2], frame[..., 0], grey, frame.astype(np.float64)):
+        copied = opencv_view(unreadable)
+        assert copied.flags.c_contiguous and copied.dtype == np.float32
+        assert np.array_equal(copied, unreadable.astype(np.float32))

@@ -7,7 +7,8 @@
   client's manifest records and write units, the writer threads' fsyncs), with the output
   folder on disk and on tmpfs (/dev/shm) to tell the fsyncs apart. The warm-up call runs 200
   tasks; the timed call 10,000. Beside it, bare Dask on the same cluster with the same
-  window (a builtin, no runner code): this machine's speed at that moment.
+  window (a builtin, no runner code): this machine's speed at that moment. A third row runs
+  the scheduler in its own process, as a studio's ``--dask tcp://HOST:8786`` does.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def _cluster(workers: int, preload: list[str] | None = None):
 
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, resources={RESOURCE: 1},
                                     dashboard_address=None, preload=preload or [], silence_logs=logging.ERROR)
+
+
+def _separate_cluster(workers: int, preload: list[str]):
+    """A scheduler in its own process and worker processes under nannies, on loopback: the
+    topology of ``--dask tcp://HOST:8786`` (LocalCluster keeps its scheduler inside the
+    client's process, where it shares the client's interpreter lock)."""
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    from portrait_polish.runner.dask_worker import RESOURCE
+
+    return SubprocessCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
+                             worker_class="distributed.Nanny",
+                             worker_kwargs={"resources": {RESOURCE: 1}, "preload": preload},
+                             silence_logs=logging.ERROR)
 
 
 def _headshot_case(workers: int):
@@ -105,7 +120,7 @@ def _dask_alone(engine, count: int) -> float:
     return (time.perf_counter() - started) / count
 
 
-def _overhead_case(where: str):
+def _overhead_case(where: str, separate: bool = False):
     def setup(width: int, height: int):
         from portrait_polish.runner.batch import Batch
         from portrait_polish.runner.dask_engine import DaskEngine
@@ -121,7 +136,8 @@ def _overhead_case(where: str):
         warmup.mkdir()
         for path in sorted(inputs.iterdir())[:200]:
             shutil.copy(path, warmup / path.name)
-        cluster = _cluster(2, preload=[str(BENCH_DIR / "dask_noop.py")])
+        preload = [str(BENCH_DIR / "dask_noop.py")]
+        cluster = _separate_cluster(2, preload) if separate else _cluster(2, preload=preload)
         engine = DaskEngine(cluster.scheduler_address)
         calls = itertools.count()
 
@@ -137,7 +153,8 @@ def _overhead_case(where: str):
             shutil.rmtree(out_root / f"out{call}", ignore_errors=True)
             per_task = summary.seconds / count
             alone = _dask_alone(engine, count)
-            return {"rows": [(f"per task: {per_task * 1000:.2f} ms ({count} tasks, 2 workers, output on {where})",
+            topology = "scheduler in its own process" if separate else "LocalCluster"
+            return {"rows": [(f"per task: {per_task * 1000:.2f} ms ({count} tasks, 2 workers, {topology}, output on {where})",
                               per_task, 0.0),
                              (f"Dask alone, same cluster and window: {alone * 1000:.2f} ms", alone, 0.0)]}
 
@@ -155,4 +172,6 @@ CASES = [
               note="runner + Dask cost per task, fsyncs included"),
     BenchCase("dask overhead 10k no-op tasks tmpfs", "workflow", "native", _overhead_case("tmpfs"),
               note="the same with the output folder in /dev/shm"),
+    BenchCase("dask overhead 10k no-op tasks scheduler apart", "workflow", "native", _overhead_case("disk", separate=True),
+              note="on disk, the scheduler in its own process (as with --dask tcp://)"),
 ]

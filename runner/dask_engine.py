@@ -121,6 +121,9 @@ class DaskEngine:
         self._payloads: dict[Any, Any] = {}  # finished future -> its result, or its error
         self._slots = 1
         self._slots_checked = 0.0
+        self._workers: set[str] = set()  # the workers with the resource, as last seen
+        self._pinned: dict[str, str] = {}  # job key -> the worker it must run on (it has the result)
+        self._superseded: set[str] = set()  # task keys sent again elsewhere: their futures are ignored
 
     # ------------------------------------------------------------------ connecting
 
@@ -160,8 +163,9 @@ class DaskEngine:
             info = self.client.scheduler_info(n_workers=-1)
         except TypeError:  # older distributed: every worker is listed anyway
             info = self.client.scheduler_info()
-        workers = (info or {}).get("workers", {}).values()
-        self._slots = int(sum(float((w.get("resources") or {}).get(RESOURCE, 0)) for w in workers))
+        workers = (info or {}).get("workers", {})
+        self._workers = {address for address, w in workers.items() if (w.get("resources") or {}).get(RESOURCE)}
+        self._slots = int(sum(float((w.get("resources") or {}).get(RESOURCE, 0)) for w in workers.values()))
         self._slots_checked = time.monotonic()
         return self._slots
 
@@ -215,8 +219,9 @@ class DaskEngine:
 
     def submit(self, job: Job, graph: dict[str, Any], loader: str, extra_pnginfo: dict[str, Any] | None,
                timeout: float | None, prompt_id: str, worker: str | None = None) -> Any:
-        """Queue one job; ``worker`` (where an interrupted run left it) is preferred, not
-        required: its result cache or its ComfyUI's history has the job, so it is not run again."""
+        """Queue one job; ``worker`` (where an interrupted run left it) is where it runs while
+        that worker is in the cluster: its result cache or its ComfyUI's history has the job,
+        so it is not run again. Gone, it runs anywhere."""
         data = job.input.read_bytes()
         if sha256_bytes(data) != job.input_sha256:
             raise JobFailed(f"{job.input} changed after the batch started (its sha256 differs); run again",
@@ -232,18 +237,22 @@ class DaskEngine:
     def _flush(self) -> None:
         """Send the pending jobs to the scheduler: one call for those with no preferred worker."""
         pending, self._pending = self._pending, []
-        plain = [spec for spec, worker in pending if not worker]
+        # A job whose worker has its result (an interrupted run's) runs there and only there:
+        # a preference alone lets Dask's work stealing move it to an idle worker, which would
+        # run it a second time. A worker no longer in the cluster is no preference at all.
+        pinned = [(spec, worker) for spec, worker in pending if worker and worker in self._workers]
+        plain = [spec for spec, worker in pending if not (worker and worker in self._workers)]
         futures = []
         if plain:
             futures += self.client.map(run_task, plain, key=[task_key(spec.key, self._resubmits[spec.key]) for spec in plain],
                                        resources={RESOURCE: 1}, retries=self.retries, pure=False)
-        for spec, worker in pending:
-            if worker:
-                futures.append(self.client.submit(run_task, spec, key=task_key(spec.key, self._resubmits[spec.key]), resources={RESOURCE: 1},
-                                                  retries=self.retries, pure=False, workers=[worker],
-                                                  allow_other_workers=True))
+        for spec, worker in pinned:
+            futures.append(self.client.submit(run_task, spec, key=task_key(spec.key, self._resubmits[spec.key]), resources={RESOURCE: 1},
+                                              retries=self.retries, pure=False, workers=[worker],
+                                              allow_other_workers=False))
+            self._pinned[spec.key] = worker
         now = time.time()
-        specs = plain + [spec for spec, worker in pending if worker]
+        specs = plain + [spec for spec, _worker in pinned]
         for spec, future in zip(specs, futures, strict=True):
             self._futures[future] = (now, len(spec.data))
             self._by_key[spec.key] = future
@@ -255,8 +264,14 @@ class DaskEngine:
         if self._pending and (len(self._futures) < self._floor() + self._chunk() or not self._futures):
             self._flush()  # the workers would run short: do not wait for a whole chunk
         while True:
+            if self._pinned:
+                self._wait_for_pinned_workers()
             future, payload = next(self._completed)
+            if future.key in self._superseded:  # sent again elsewhere: its worker left
+                self._superseded.discard(future.key)
+                continue
             key = job_key_of(future.key)
+            self._pinned.pop(key, None)
             if self._bystander(future, payload, key):
                 # It only waited for a slot on workers that died (Dask sends a worker more jobs
                 # than it runs at once): it never ran, so it is no suspect. Send it again.
@@ -268,6 +283,26 @@ class DaskEngine:
                 continue
             self._payloads[future] = payload
             return key
+
+    def _wait_for_pinned_workers(self) -> None:
+        """Wait for a result while jobs are pinned to workers; a pinned job whose worker left
+        the cluster (Dask would hold it for that worker for ever) is sent again to any worker."""
+        while self._pinned and not self._completed.has_ready():
+            if time.monotonic() - self._slots_checked > 2.0:
+                self._count_slots()
+                for key in [key for key, worker in self._pinned.items() if worker not in self._workers]:
+                    del self._pinned[key]
+                    future = self._by_key.get(key)
+                    if future is None:
+                        continue
+                    self._superseded.add(future.key)
+                    self._forget(future)
+                    self._resubmits[key] += 1
+                    spec = self._specs.pop(key)
+                    self._pending.append((spec, None))
+                    self._bytes += len(spec.data)
+                    self._flush()
+            time.sleep(0.02)
 
     def _bystander(self, future: Any, payload: Any, key: str) -> bool:
         error = payload[1] if isinstance(payload, tuple) and len(payload) > 1 else payload
@@ -293,6 +328,7 @@ class DaskEngine:
         ComfyUI stayed down through every retry)."""
         future = self._by_key.pop(job_key)
         self._specs.pop(job_key, None)
+        self._pinned.pop(job_key, None)
         submitted, size = self._futures.pop(future, (time.time(), 0))
         self._bytes -= size
         payload = self._payloads.pop(future, None)
@@ -341,6 +377,8 @@ class DaskEngine:
         self._by_key.clear()
         self._specs.clear()
         self._pending.clear()
+        self._pinned.clear()
+        self._superseded.clear()
         self._bytes = 0
 
     def close(self) -> None:

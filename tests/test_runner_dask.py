@@ -44,6 +44,7 @@ from portrait_polish.runner import cli, dask_engine, dask_worker  # noqa: E402
 from portrait_polish.runner.batch import MANIFEST_NAME, Batch, run_workflow  # noqa: E402
 from portrait_polish.runner.dask_engine import DaskEngine, prompt_id_for  # noqa: E402
 from portrait_polish.runner.dask_worker import RESOURCE  # noqa: E402
+from portrait_polish.runner.outputs import Manifest  # noqa: E402
 
 GRAPH = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}, "_meta": {"title": "Input"}},
@@ -163,6 +164,57 @@ def test_a_resubmitted_job_is_not_run_again(local_engine, tmp_path):
         assert (tmp_path / "first" / a.outputs[0]).read_bytes() == (tmp_path / "second" / b.outputs[0]).read_bytes()
         sidecar = json.loads((tmp_path / "second" / b.sidecars[0]).read_text())
         assert sidecar["engine"]["reused"] == "cache"
+
+
+def test_a_job_whose_worker_has_its_result_runs_there_and_one_whose_worker_left_runs_elsewhere(
+        local_engine, tmp_path, monkeypatch):
+    """A rerun's jobs that an interrupted run left on a worker (their "cancelled" record names
+    it) are pinned to it: work stealing cannot move them to an idle worker, which would run
+    them again. A job pinned to a worker that has left the cluster is sent again anywhere
+    within a few seconds instead of waiting for that worker for ever."""
+    inputs = _images(tmp_path / "in", 4, seed=33)
+    out = tmp_path / "out"
+    assert _run(local_engine, inputs, out).count("done") == 4
+    local_engine.check()
+    workers = local_engine.client.scheduler_info(n_workers=-1)["workers"]
+    real = sorted(workers)[0]
+    gone = "tcp://127.0.0.1:9"  # the engine is made to believe it is there when the jobs are sent
+    done = [r for r in _records(out) if r["status"] == "done"]
+    manifest = Manifest(out / MANIFEST_NAME)
+    for index, record in enumerate(done):
+        for name in record["outputs"] + record["sidecars"]:
+            (out / name).unlink()
+        manifest.append({"job": record["job"], "input": record["input"], "workflow": record["workflow"],
+                         "status": "cancelled", "prompt_id": record["prompt_id"], "worker": real if index < 2 else gone})
+    count_slots = local_engine._count_slots
+    calls = []
+
+    def stale_first_view() -> int:
+        slots = count_slots()
+        if not calls:
+            local_engine._workers.add(gone)
+        calls.append(1)
+        return slots
+
+    monkeypatch.setattr(local_engine, "_count_slots", stale_first_view)
+    local_engine._slots_checked = 0.0  # the batch's first window() looks at the cluster
+    started = time.monotonic()
+    summary = _run(local_engine, inputs, out)
+    assert summary.count("done") == 4, summary.text()
+    assert time.monotonic() - started < 30
+    names = {address: str(info.get("name")) for address, info in workers.items()}
+    ran_on = {}
+    for job in summary.jobs:
+        sidecar = json.loads((out / job.sidecars[0]).read_text())
+        ran_on[sidecar["job"]] = sidecar["engine"]["worker"]
+    for index, record in enumerate(done):
+        if index < 2:
+            assert ran_on[record["job"]] == names[real], (ran_on, names)
+        else:  # pinned to the worker that is not there, then sent again anywhere
+            assert local_engine._resubmits[record["job"]] >= 1
+    assert not local_engine._pinned and not local_engine._superseded
+    for job in summary.jobs:  # written again (the test removed the first run's files)
+        assert all((out / name).is_file() for name in job.outputs + job.sidecars)
 
 
 def test_results_equal_the_in_process_runner(local_engine, tmp_path):

@@ -240,8 +240,8 @@ class DaskEngine:
         # A job whose worker has its result (an interrupted run's) runs there and only there:
         # a preference alone lets Dask's work stealing move it to an idle worker, which would
         # run it a second time. A worker no longer in the cluster is no preference at all.
-        pinned = [(spec, worker) for spec, worker in pending if worker and worker in self._workers]
-        plain = [spec for spec, worker in pending if not (worker and worker in self._workers)]
+        pinned = [(spec, worker) for spec, worker in pending if worker in self._workers]
+        plain = [spec for spec, worker in pending if worker not in self._workers]
         futures = []
         if plain:
             futures += self.client.map(run_task, plain, key=[task_key(spec.key, self._resubmits[spec.key]) for spec in plain],
@@ -275,11 +275,7 @@ class DaskEngine:
             if self._bystander(future, payload, key):
                 # It only waited for a slot on workers that died (Dask sends a worker more jobs
                 # than it runs at once): it never ran, so it is no suspect. Send it again.
-                self._resubmits[key] += 1
-                self._forget(future)
-                self._pending.append((self._specs.pop(key), None))
-                self._bytes += len(self._pending[-1][0].data)
-                self._flush()
+                self._send_again(future, key)
                 continue
             self._payloads[future] = payload
             return key
@@ -293,16 +289,19 @@ class DaskEngine:
                 for key in [key for key, worker in self._pinned.items() if worker not in self._workers]:
                     del self._pinned[key]
                     future = self._by_key.get(key)
-                    if future is None:
-                        continue
-                    self._superseded.add(future.key)
-                    self._forget(future)
-                    self._resubmits[key] += 1
-                    spec = self._specs.pop(key)
-                    self._pending.append((spec, None))
-                    self._bytes += len(spec.data)
-                    self._flush()
+                    if future is not None:
+                        self._superseded.add(future.key)
+                        self._send_again(future, key)
             time.sleep(0.02)
+
+    def _send_again(self, future: Any, key: str) -> None:
+        """Drop the job's task and send the job at once under a new task key, to any worker."""
+        self._resubmits[key] += 1
+        self._forget(future)
+        spec = self._specs.pop(key)
+        self._pending.append((spec, None))
+        self._bytes += len(spec.data)
+        self._flush()
 
     def _bystander(self, future: Any, payload: Any, key: str) -> bool:
         error = payload[1] if isinstance(payload, tuple) and len(payload) > 1 else payload

@@ -124,7 +124,7 @@ def test_red_spots_heal_on_every_skin_tone(tone_results, tone):
     clean, before, after, healed, spots, _ = tone_results[tone]
     share, detail = _healed_share(before, after, spots)
     print(tone, f"healed {share:.0%}", detail)
-    assert share >= 0.8, detail  # and 9 in 10 over all tones (the next test)
+    assert share >= 0.85, detail  # and more than 9 in 10 over all tones (the next test)
     # Pores are put back: the healed spots' fine band keeps most of the clean skin's there.
     pores = [_fine_rms(after[..., 0], x, y, r) / max(_fine_rms(clean[..., 0], x, y, r), 1e-6) for x, y, r, _ in spots if healed[y, x] > 0.5]
     print(tone, "fine band kept in healed spots (median)", round(float(np.median(pores)), 2))
@@ -137,7 +137,7 @@ def test_red_spots_heal_on_every_skin_tone(tone_results, tone):
 def test_nine_in_ten_red_spots_heal_over_all_skin_tones(tone_results):
     shares = [_healed_share(before, after, spots)[0] for _, before, after, _, spots, _ in tone_results.values()]
     print("healed per tone", np.round(shares, 2), "all", round(float(np.mean(shares)), 3))
-    assert np.mean(shares) >= 0.9
+    assert np.mean(shares) >= 0.92
 
 
 @pytest.mark.parametrize("tone", sorted(TONES))
@@ -183,6 +183,61 @@ def test_small_spot_beside_a_pore_and_spots_at_the_skin_edge():
     share, detail = _healed_share(before, after, edge, skin)
     print("spots at the skin edge", share, detail)
     assert share >= 5 / 6, detail
+
+
+def _segment_distance(shape: tuple[int, int], x: int, y: int, half_length: float) -> np.ndarray:
+    """Distance of every pixel to a horizontal segment centred on (x, y)."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    along = np.clip(xx - x, -half_length, half_length)
+    return np.hypot(xx - x - along, yy - y)
+
+
+def test_a_red_crease_is_not_a_pimple():
+    # A long thin red line (a crease, a wrinkle's shadow) keeps its contrast, while round
+    # spots of the same colour beside it heal: blemishes are round (core/spots.py:
+    # MAX_BLEMISH_ELONGATION), and erasing lines changes the face's age and shape.
+    image, regions, face, skin, region = _face("compreface_personA_1.jpg")
+    rng = np.random.default_rng(7)
+    lab = lab_of(image[0])
+    colour = (-5.0, 10.0, 2.0)
+    places = [(x, y) for x, y, _, _ in _random_spots(region, face.scale, rng, 8)]
+    lines, round_spots = places[:4], [(x, y, 3.0, colour) for x, y in places[4:]]
+    for x, y in lines:
+        profile = np.exp(-((_segment_distance(lab.shape[:2], x, y, 12.0) / 1.5) ** 4))
+        for channel in range(3):
+            lab[..., channel] += colour[channel] * profile
+    painted, before = _paint(lab, round_spots)
+    out, healed = smooth_skin_image(painted, regions, SkinParams())
+    after = lab_of(out[0])
+
+    def line_contrast(values: np.ndarray, x: int, y: int) -> float:
+        distance = _segment_distance(values.shape[:2], x, y, 12.0)
+        core, ring = values[distance <= 1.0].mean(axis=0), values[(distance >= 4.0) & (distance <= 7.0)].mean(axis=0)
+        return float(delta_e2000(torch.from_numpy(core), torch.from_numpy(ring)))
+
+    kept = [line_contrast(after, x, y) / line_contrast(before, x, y) for x, y in lines]
+    print("red lines keep", np.round(kept, 2))
+    assert min(kept) >= 0.7, kept
+    assert all(healed[0, y, x] < 0.5 for x, y in lines), "a line is not healed as a spot"
+    share, detail = _healed_share(before, after, round_spots)
+    print("round spots of the same colour", share, detail)
+    assert share >= 3 / 4, detail
+
+
+def test_spot_elongation_measures_length_over_width():
+    from portrait_polish.core.spots import _components
+
+    binary = torch.zeros(40, 60, dtype=torch.bool)
+    yy, xx = torch.meshgrid(torch.arange(40), torch.arange(60), indexing="ij")
+    binary |= (xx - 10) ** 2 + (yy - 10) ** 2 <= 9  # a disc
+    binary[20:23, 30:50] = True  # a 3 x 20 bar
+    binary[32, 5:45] = True  # a 1 px line, 40 long
+    components = _components(binary)
+    by_size = sorted(range(1, components.count), key=lambda i: float(components.diameter[i]))
+    disc, bar, line = (float(components.elongation()[i]) for i in (by_size[0], by_size[2], by_size[1]))
+    assert disc == pytest.approx(1.0, abs=0.05)
+    assert bar == pytest.approx(20.0 / 3.0, rel=0.02)  # the axes of a w x h box scale as w : h
+    assert line == pytest.approx(40.0, rel=0.02)
 
 
 def test_red_spots_in_a_freckle_field_heal_and_the_freckles_stay():

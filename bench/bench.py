@@ -22,10 +22,12 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     cases = discover()
     if args.case:
         case = next(c for c in cases if f"{c.name}@{c.size}" == args.case)
-        print(json.dumps(run_one(case)))
+        try:
+            print(json.dumps(run_one(case)))
+        except Exception as exc:  # noqa: BLE001 - reported as the case's row
+            traceback.print_exc()
+            print(json.dumps({"error": error_line(exc)}), flush=True)
+            return 1
         return 0
     selected = [c for c in cases if args.only in c.name and (not args.size or c.size == args.size)]
     if args.list:
@@ -120,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if proc.returncode != 0:
             failures += 1
-            last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            print(f"{case.kind:9} {case.name:44} {case.size:6} {'error':>8} {'':>7} {'':>9} {'':>9}  {last[:80]}")
+            last = _reported_error(proc.stdout) or (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            print(f"{case.kind:9} {case.name:44} {case.size:6} {'error':>8} {'':>7} {'':>9} {'':>9}  {last[:140]}")
             continue
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         gpu = f"{row['gpu_peak'] / 2**20:7.0f}MB" if row["gpu_peak"] else f"{'-':>9}"
@@ -133,6 +140,29 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds, models in row.get("rows", []):
             print(f"{'':9}   {name:42} {'':6} {seconds:8.3f} {models:7.3f}", flush=True)
     return 1 if failures else 0
+
+
+def error_line(exc: BaseException) -> str:
+    """The line of a failed case's error that says why: the first ``SomethingError: ...``
+    in the lines under its message's first (a batch summary names each failed job's error
+    after its path), else that first line."""
+    lines = f"{type(exc).__name__}: {exc}".splitlines()
+    for line in lines[1:]:
+        found = re.search(r"\b[A-Z]\w*(?:Error|Exception): .*", line)
+        if found:
+            return found.group(0).strip()
+    return lines[0]
+
+
+def _reported_error(stdout: str) -> str | None:
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "error" in row:
+            return str(row["error"])
+    return None
 
 
 def _cuda() -> bool:
